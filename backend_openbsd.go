@@ -1,0 +1,11 @@
+package airlock
+
+import "runtime"
+
+// The openbsd backend is not written yet.
+
+func start(l *launch) (process, error) {
+	return nil, &SetupError{Stage: "backend", Err: ErrUnsupported}
+}
+
+func probe() Features { return Features{OS: runtime.GOOS} }
