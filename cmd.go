@@ -140,7 +140,7 @@ func (c *Cmd) Start() error {
 	}
 	p := c.Policy.withDefaults()
 	fail := func(err error) error {
-		c.Result = &Result{Status: SetupError, ExitCode: 125, Error: err.Error()}
+		c.Result = &Result{Status: StatusSetupError, ExitCode: 125, Error: err.Error()}
 		c.closeAll()
 		return err
 	}
@@ -184,7 +184,7 @@ func (c *Cmd) Start() error {
 	if err != nil {
 		c.closeAll()
 		c.copiers.Wait()
-		c.Result = &Result{Status: SetupError, ExitCode: 125, Error: err.Error()}
+		c.Result = &Result{Status: StatusSetupError, ExitCode: 125, Error: err.Error()}
 		return err
 	}
 	c.proc = proc
@@ -249,7 +249,7 @@ func (c *Cmd) Wait() error {
 		res.OutputBytes = c.output.used()
 	}
 	if err != nil {
-		res.Status, res.ExitCode, res.Error = SetupError, 125, err.Error()
+		res.Status, res.ExitCode, res.Error = StatusSetupError, 125, err.Error()
 		c.Result = res
 		return err
 	}

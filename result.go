@@ -22,7 +22,8 @@ const (
 	FileSizeLimit Status = "FileSizeLimit"
 	ProcessLimit  Status = "ProcessLimit"
 	Violation     Status = "Violation"
-	SetupError    Status = "SetupError"
+	// StatusSetupError: the sandbox could not be built (see *SetupError).
+	StatusSetupError Status = "SetupError"
 )
 
 // ProtectionState says whether a protection was in force for a run.
@@ -149,8 +150,8 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*r = Result{Status: j.Status, ExitCode: j.ExitCode, Signal: j.Signal,
-		WallTime: time.Duration(j.WallTimeMS) * time.Millisecond,
-		CPUTime:  time.Duration(j.CPUTimeMS) * time.Millisecond,
+		WallTime:   time.Duration(j.WallTimeMS) * time.Millisecond,
+		CPUTime:    time.Duration(j.CPUTimeMS) * time.Millisecond,
 		MemoryPeak: j.MemoryPeak, ProcsPeak: j.ProcsPeak, OutputBytes: j.OutputBytes,
 		Enforced: j.Enforced, Denials: j.Denials, Connections: j.Connections, Error: j.Error}
 	return nil
@@ -186,7 +187,7 @@ func (r *Result) Isolate() string {
 		kv("killed", 1)
 		kv("status", "SG")
 		kv("message", "Memory limit exceeded")
-	case SetupError:
+	case StatusSetupError:
 		kv("status", "XX")
 		kv("message", r.Error)
 	default:
@@ -194,7 +195,7 @@ func (r *Result) Isolate() string {
 		kv("status", "SG")
 		kv("message", string(r.Status))
 	}
-	if r.Status != SetupError && r.Status != OK && r.Status != NonZeroExit {
+	if r.Status != StatusSetupError && r.Status != OK && r.Status != NonZeroExit {
 		if r.ExitCode != 0 && r.Signal == "" {
 			kv("exitcode", r.ExitCode)
 		}
