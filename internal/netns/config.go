@@ -1,0 +1,121 @@
+package netns
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// HelperArg is argv[1] that makes the airlock binary run HelperMain.
+const HelperArg = "__airlock-netns"
+
+// Default ports inside the sandbox's network namespace.
+const (
+	DefaultCapturePort = 15001
+	DefaultDNSPort     = 53
+	DefaultHTTPPort    = 3128
+)
+
+// Config tells the helper which ports to use inside the namespace.
+// Zero fields take the defaults.
+type Config struct {
+	CapturePort int `json:"capture_port,omitempty"`
+	DNSPort     int `json:"dns_port,omitempty"`
+	HTTPPort    int `json:"http_port,omitempty"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.CapturePort == 0 {
+		c.CapturePort = DefaultCapturePort
+	}
+	if c.DNSPort == 0 {
+		c.DNSPort = DefaultDNSPort
+	}
+	if c.HTTPPort == 0 {
+		c.HTTPPort = DefaultHTTPPort
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	for _, p := range []int{c.CapturePort, c.DNSPort, c.HTTPPort} {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("netns: port %d out of range", p)
+		}
+	}
+	// Both are TCP listeners on 127.0.0.1; the DNS stub is UDP.
+	if c.CapturePort == c.HTTPPort {
+		return fmt.Errorf("netns: capture and http use the same port %d", c.CapturePort)
+	}
+	return nil
+}
+
+// HelperArgs returns the argv the launcher passes after the binary path:
+// HelperArg, then the config as JSON. The broker's end of a unix socketpair
+// must be the helper's fd 3.
+func HelperArgs(cfg Config) []string {
+	b, _ := json.Marshal(cfg.withDefaults())
+	return []string{HelperArg, string(b)}
+}
+
+// parseArgs is the inverse of HelperArgs (args without the binary path).
+func parseArgs(args []string) (Config, error) {
+	if len(args) != 2 || args[0] != HelperArg {
+		return Config{}, errors.New("netns: usage: " + HelperArg + " <json config>")
+	}
+	var c Config
+	if err := json.Unmarshal([]byte(args[1]), &c); err != nil {
+		return Config{}, fmt.Errorf("netns: bad config: %w", err)
+	}
+	c = c.withDefaults()
+	return c, c.validate()
+}
+
+// Listeners are the sockets created inside the sandbox's network namespace,
+// held and served by the broker. IPv6 members are nil when the namespace has
+// no IPv6.
+type Listeners struct {
+	Config   Config
+	Capture4 *net.TCPListener // 127.0.0.1:CapturePort, all redirected IPv4 TCP
+	Capture6 *net.TCPListener // [::1]:CapturePort, all redirected IPv6 TCP
+	DNS4     *net.UDPConn     // 127.0.0.1:DNSPort, all UDP port 53
+	DNS6     *net.UDPConn     // [::1]:DNSPort
+	HTTP     *net.TCPListener // 127.0.0.1:HTTPPort, HTTP proxy for proxy-aware tools
+}
+
+// Close closes every socket.
+func (l *Listeners) Close() error {
+	if l == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range []interface{ Close() error }{l.Capture4, l.Capture6, l.DNS4, l.DNS6, l.HTTP} {
+		switch v := c.(type) {
+		case *net.TCPListener:
+			if v != nil {
+				errs = append(errs, v.Close())
+			}
+		case *net.UDPConn:
+			if v != nil {
+				errs = append(errs, v.Close())
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// message is what the helper sends with the file descriptors: their names in
+// order, or the reason setup failed.
+type message struct {
+	Names []string `json:"names,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+const (
+	nameCapture4 = "capture4"
+	nameCapture6 = "capture6"
+	nameDNS4     = "dns4"
+	nameDNS6     = "dns6"
+	nameHTTP     = "http"
+)
