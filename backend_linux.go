@@ -1,8 +1,173 @@
 package airlock
 
-// Placeholder until the Linux launcher lands.
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/linux"
+	"golang.org/x/sys/unix"
+)
+
+type linuxProcess struct {
+	p       *linux.Process
+	start   time.Time
+	report  Report
+	waited  chan struct{}
+}
+
+func (lp *linuxProcess) kill() { lp.p.Kill() }
+
+func (lp *linuxProcess) wait() (*Result, error) {
+	ex, err := lp.p.Wait()
+	res := &Result{WallTime: time.Since(lp.start), Enforced: lp.report}
+	if err != nil {
+		return res, &SetupError{Stage: "wait", Err: err}
+	}
+	res.CPUTime = time.Duration(ex.Rusage.Utime.Nano() + ex.Rusage.Stime.Nano())
+	res.MemoryPeak = uint64(ex.Rusage.Maxrss) * 1024
+	ws := ex.Status
+	switch {
+	case !ex.Reported:
+		res.Status, res.Signal, res.ExitCode = Signaled, "SIGKILL", 128+9
+	case ws.Exited():
+		res.ExitCode = ws.ExitStatus()
+		res.Status = OK
+		if res.ExitCode != 0 {
+			res.Status = NonZeroExit
+		}
+	case ws.Signaled():
+		sig := int(ws.Signal())
+		res.Signal = SignalName(sig)
+		res.ExitCode = 128 + sig
+		res.Status = Signaled
+	}
+	return res, nil
+}
+
+// linuxSpec translates a launch into the launcher's terms.
+func linuxSpec(l *launch) (*linux.Spec, Report, error) {
+	p := l.Policy
+	var rep Report
+	spec := &linux.Spec{
+		Path: l.Path, Args: l.Args, Env: l.Env, Dir: l.Dir, Hostname: p.Hostname,
+		HostUID: p.Linux.HostUID, HostGID: p.Linux.HostGID,
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = "airlock"
+	}
+	for i, f := range l.Stdio {
+		spec.Stdio[i] = int(f.Fd())
+	}
+	if isTerminal(l.Stdio[0]) {
+		spec.Setctty = true
+	}
+	hasPasswd := false
+	for _, m := range p.Mounts {
+		lm := linux.Mount{Source: m.Source, Dest: m.Dest, Writable: m.Writable, Size: m.Size, Data: m.Data}
+		switch m.Kind {
+		case Bind:
+			lm.Kind = linux.Bind
+			if _, err := os.Stat(m.Source); err != nil {
+				if m.Optional && errors.Is(err, os.ErrNotExist) {
+					continue
+				}
+				return nil, nil, &SetupError{Stage: "mount " + m.Dest, Err: err}
+			}
+		case TmpfsMount:
+			lm.Kind = linux.Tmpfs
+			if lm.Size == 0 {
+				lm.Size = p.Limits.TmpfsSize
+			}
+		case Symlink:
+			lm.Kind = linux.Symlink
+		case File:
+			lm.Kind = linux.File
+		}
+		if m.Dest == "/etc/passwd" || m.Dest == "/etc/group" {
+			hasPasswd = true
+		}
+		spec.Mounts = append(spec.Mounts, lm)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() == 0 {
+		uid, gid = orDefault(p.Linux.HostUID, 65534), orDefault(p.Linux.HostGID, 65534)
+	}
+	if !hasPasswd {
+		home := "/"
+		for _, kv := range l.Env {
+			if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+				home = v
+			}
+		}
+		user := "sandbox"
+		spec.Mounts = append(spec.Mounts,
+			linux.Mount{Kind: linux.File, Dest: "/etc/passwd", Data: []byte(fmt.Sprintf(
+				"root:x:0:0:root:/root:/bin/sh\n%s:x:%d:%d:airlock sandbox:%s:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", user, uid, gid, home))},
+			linux.Mount{Kind: linux.File, Dest: "/etc/group", Data: []byte(fmt.Sprintf(
+				"root:x:0:\n%s:x:%d:\nnogroup:x:65534:\n", user, gid))})
+	}
+	switch p.Network.Mode {
+	case NetHost:
+		spec.ShareNet = true
+		rep.add("network", "host network namespace shared", Off, "--net host: the sandbox has the host's network")
+	case NetAllow:
+		return nil, nil, &SetupError{Stage: "network", Err: fmt.Errorf("mode allow: %w", ErrUnsupported)}
+	default:
+		rep.add("network", "network namespace (loopback only)", Enforced, "")
+	}
+	rep.add("filesystem", "mount namespace, tmpfs root, read-only binds, pivot_root", Enforced, "")
+	rep.add("processes", "pid namespace, fresh /proc", Enforced, "")
+	rep.add("ipc", "ipc namespace, private /dev/shm", Enforced, "")
+	rep.add("privileges", "user namespace, all capabilities dropped, no_new_privs", Enforced, "")
+	if os.Geteuid() == 0 {
+		rep.add("identity", fmt.Sprintf("sandbox user mapped to host uid %d", uid), Enforced, "")
+	} else {
+		rep.add("identity", fmt.Sprintf("sandbox user mapped to invoking uid %d", uid), Enforced, "")
+	}
+	rep.add("terminal", "new session (setsid)", Enforced, "")
+	rep.add("fds", "close-on-exec for every fd but stdio", Enforced, "")
+	rep.add("environment", "explicit environment", Enforced, "")
+	spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CORE})
+	return spec, rep, nil
+}
+
+func orDefault(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
 func start(l *launch) (process, error) {
-	return nil, &SetupError{Stage: "backend", Err: ErrUnsupported}
+	spec, rep, err := linuxSpec(l)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	p, err := linux.Start(spec, linux.Hooks{CgroupFD: -1})
+	runtime.KeepAlive(l.Stdio)
+	if err != nil {
+		var se *linux.StageError
+		if errors.As(err, &se) {
+			return nil, &SetupError{Stage: se.Stage, Err: se.Err}
+		}
+		return nil, &SetupError{Stage: "start", Err: err}
+	}
+	return &linuxProcess{p: p, start: t0, report: rep}, nil
 }
 
 func probe() Features { return Features{OS: "linux"} }
+
+var _ = strconv.Itoa
+var _ = syscall.EPERM

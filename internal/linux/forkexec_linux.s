@@ -1,0 +1,1 @@
+// Present so the bodyless runtime hooks declared with go:linkname compile.

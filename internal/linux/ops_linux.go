@@ -1,0 +1,297 @@
+package linux
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// opKind says how the child interprets an op.
+type opKind uint8
+
+const (
+	// kSys runs the system call nr with args.
+	kSys opKind = iota
+	// kCloexecFrom marks fds args[0].. as close-on-exec, with close_range
+	// when the kernel has it and one fcntl a fd otherwise.
+	kCloexecFrom
+	// kFork forks the target: in the child it continues with the next op,
+	// in the parent (the init) it stores the pid and jumps to op args[0].
+	kFork
+	// kReap is the init's loop: reap every child until the one whose pid is
+	// in slot args[0] exits, write its wait status and rusage to fd args[1],
+	// then exit.
+	kReap
+	// kExit ends the process with status args[0].
+	kExit
+	// kFdPath writes slots[in] in decimal, NUL-terminated, at byte
+	// args[1] of buf ("/proc/self/fd/" + N).
+	kFdPath
+)
+
+// op flags.
+const (
+	fIgnoreErr  = 1 << iota // any errno is fine
+	fMustRead1              // r1 must be 1 (a sync byte), else the parent is gone
+	fExecSearch             // ENOENT/ENOTDIR/EACCES: remember, try the next op
+	fExecLast               // report the remembered exec errno if this op fails too
+	fEEXISTOK               // EEXIST is fine (mkdir -p)
+)
+
+// op is one step of the child's program.
+type op struct {
+	kind  opKind
+	flags uint8
+	nr    uintptr
+	args  [6]uintptr
+	// in >= 0: args[inArg] = slots[in] before the call.
+	in, inArg int8
+	// out >= 0: slots[out] = r1 after the call.
+	out int8
+	// store != nil: *store = int32(r1) after the call.
+	store *int32
+	// buf is kFdPath's output buffer.
+	buf   unsafe.Pointer
+	stage int32
+}
+
+// program is an op list plus what keeps its memory alive and names its
+// stages.
+type program struct {
+	ops    []op
+	stages []string
+	keep   []any
+	nslots int8
+}
+
+func (p *program) stageIndex(name string) int32 {
+	p.stages = append(p.stages, name)
+	return int32(len(p.stages) - 1)
+}
+
+// sys appends a system call op.
+func (p *program) sys(stage string, nr uintptr, args ...uintptr) *op {
+	o := op{kind: kSys, nr: nr, in: -1, inArg: -1, out: -1, stage: p.stageIndex(stage)}
+	copy(o.args[:], args)
+	p.ops = append(p.ops, o)
+	return &p.ops[len(p.ops)-1]
+}
+
+func (p *program) slot() int8 { p.nslots++; return p.nslots - 1 }
+
+// str returns a pointer to a NUL-terminated copy of s that lives as long as
+// the program.
+func (p *program) str(s string) uintptr {
+	b := append([]byte(s), 0)
+	p.keep = append(p.keep, b)
+	return uintptr(unsafe.Pointer(&b[0]))
+}
+
+// bytes returns a pointer to a copy of b that lives as long as the program.
+func (p *program) bytes(b []byte) uintptr {
+	c := append([]byte(nil), b...)
+	if len(c) == 0 {
+		c = []byte{0}
+	}
+	p.keep = append(p.keep, c)
+	return uintptr(unsafe.Pointer(&c[0]))
+}
+
+// strv returns a NULL-terminated array of C strings.
+func (p *program) strv(ss []string) uintptr {
+	v := make([]uintptr, len(ss)+1)
+	for i, s := range ss {
+		v[i] = p.str(s)
+	}
+	p.keep = append(p.keep, v)
+	return uintptr(unsafe.Pointer(&v[0]))
+}
+
+// String prints the program as a launch plan, one op a line.
+func (p *program) String() string {
+	var b strings.Builder
+	for i, o := range p.ops {
+		fmt.Fprintf(&b, "%3d  %s", i, p.stages[o.stage])
+		switch o.kind {
+		case kCloexecFrom:
+			fmt.Fprintf(&b, "  [close-on-exec fds >= %d]", o.args[0])
+		case kFork:
+			b.WriteString("  [fork target]")
+		case kReap:
+			b.WriteString("  [init: reap until target exits]")
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// childFailure is what the child writes to the error pipe before exiting.
+type childFailure struct {
+	Op    int32
+	Errno int32
+}
+
+// Hooks into the runtime, as syscall.forkExec uses them: signals are blocked
+// across the fork and the child must not touch the runtime afterwards.
+//
+//go:linkname runtime_BeforeFork syscall.runtime_BeforeFork
+func runtime_BeforeFork()
+
+//go:linkname runtime_AfterFork syscall.runtime_AfterFork
+func runtime_AfterFork()
+
+//go:linkname runtime_AfterForkInChild syscall.runtime_AfterForkInChild
+func runtime_AfterForkInChild()
+
+// cloneArgs is struct clone_args (v2, with cgroup).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize, cgroup uint64
+}
+
+// forkRun clones a child with flags that runs prog; errFd is the write end
+// of the error pipe. It returns the child's pid and pidfd.
+//
+//go:norace
+//go:nocheckptr
+//go:noinline
+func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pidfd int32, err syscall.Errno) {
+	var (
+		ca      cloneArgs
+		r1      uintptr
+		e1      syscall.Errno
+		i       int
+		o       *op
+		a       [6]uintptr
+		slots   [maxSlots]uintptr
+		n, d    uintptr
+		digits  [24]byte
+		execErr syscall.Errno
+		fail    childFailure
+		ws      [2]uint64 // wait status, padding
+		ru      unix.Rusage
+		report  [2]uintptr
+		fd      uintptr
+		ops     = prog.ops
+		nops    = len(ops)
+	)
+	pidfd = -1
+	ca.flags = uint64(flags) | unix.CLONE_PIDFD
+	ca.pidfd = uint64(uintptr(unsafe.Pointer(&pidfd)))
+	ca.exitSignal = uint64(syscall.SIGCHLD)
+	if cgroupFd >= 0 {
+		ca.flags |= unix.CLONE_INTO_CGROUP
+		ca.cgroup = uint64(cgroupFd)
+	}
+	report[0] = uintptr(unsafe.Pointer(&ws[0]))
+	report[1] = uintptr(unsafe.Pointer(&ru))
+	_ = report
+
+	runtime_BeforeFork()
+	r1, _, e1 = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&ca)), unsafe.Sizeof(ca), 0)
+	if e1 != 0 || r1 != 0 {
+		runtime_AfterFork()
+		return int(r1), pidfd, e1
+	}
+
+	// Child. From here on: raw system calls only.
+	runtime_AfterForkInChild()
+	for i = 0; i < nops; i++ {
+		o = &ops[i]
+		switch o.kind {
+		case kCloexecFrom:
+			_, _, e1 = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, o.args[0], ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC)
+			if e1 != 0 {
+				for fd = o.args[0]; fd < o.args[1]; fd++ {
+					syscall.RawSyscall(unix.SYS_FCNTL, fd, syscall.F_SETFD, syscall.FD_CLOEXEC)
+				}
+			}
+			continue
+		case kFork:
+			r1, _, e1 = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+			if e1 != 0 {
+				goto failed
+			}
+			if r1 != 0 {
+				slots[o.out] = r1
+				i = int(o.args[0]) - 1
+			}
+			continue
+		case kReap:
+			for {
+				r1, _, e1 = syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&ws[0])), 0, uintptr(unsafe.Pointer(&ru)), 0, 0)
+				if e1 == syscall.EINTR {
+					continue
+				}
+				if e1 != 0 || r1 == slots[o.args[0]] {
+					break
+				}
+			}
+			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&ws[0])), 8)
+			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&ru)), unsafe.Sizeof(ru))
+			for {
+				syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+			}
+		case kFdPath:
+			n, d = slots[o.in], 0
+			for {
+				digits[d] = byte('0' + n%10)
+				d++
+				n /= 10
+				if n == 0 {
+					break
+				}
+			}
+			for n = 0; n < d; n++ {
+				*(*byte)(unsafe.Add(o.buf, o.args[1]+n)) = digits[d-1-n]
+			}
+			*(*byte)(unsafe.Add(o.buf, o.args[1]+d)) = 0
+			continue
+		case kExit:
+			for {
+				syscall.RawSyscall(unix.SYS_EXIT_GROUP, o.args[0], 0, 0)
+			}
+		}
+		a = o.args
+		if o.in >= 0 {
+			a[o.inArg] = slots[o.in]
+		}
+		r1, _, e1 = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
+		if e1 != 0 {
+			if o.flags&fIgnoreErr != 0 || (o.flags&fEEXISTOK != 0 && e1 == syscall.EEXIST) {
+				continue
+			}
+			if o.flags&fExecSearch != 0 && (e1 == syscall.ENOENT || e1 == syscall.ENOTDIR || e1 == syscall.EACCES) {
+				if execErr != syscall.EACCES {
+					execErr = e1
+				}
+				if o.flags&fExecLast == 0 {
+					continue
+				}
+				e1 = execErr
+			}
+			goto failed
+		}
+		if o.flags&fMustRead1 != 0 && r1 != 1 {
+			e1 = syscall.EPIPE
+			goto failed
+		}
+		if o.out >= 0 {
+			slots[o.out] = r1
+		}
+		if o.store != nil {
+			*o.store = int32(r1)
+		}
+	}
+	e1 = syscall.EINVAL // fell off the end: the program must exec or exit
+
+failed:
+	fail.Op = int32(i)
+	fail.Errno = int32(e1)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&fail)), unsafe.Sizeof(fail))
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}

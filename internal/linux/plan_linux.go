@@ -1,0 +1,530 @@
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// newRoot is where the sandbox's root tmpfs is built before pivot_root. The
+// mount namespace is private, so the host's /tmp is untouched; bind sources
+// are opened before it is covered.
+const newRoot = "/tmp"
+
+// maskedProcFiles hide kernel data a sandbox has no use for (THREATS B1).
+var maskedProcFiles = []string{"kcore", "keys", "key-users", "timer_list", "sched_debug",
+	"latency_stats", "timer_stats", "kallsyms", "kmsg", "kpagecount", "kpageflags",
+	"kpagecgroup", "vmallocinfo", "config.gz", "sysrq-trigger", "interrupts", "softirqs"}
+
+var maskedProcDirs = []string{"acpi", "scsi", "asound", "irq", "bus", "fs", "driver", "tty", "sys", "pressure"}
+
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// plan is a compiled launch: the child's program plus what the parent
+// needs to drive it.
+type plan struct {
+	prog             program
+	flags            uintptr
+	uidMap, gidMap   string
+	setgroups        string
+	syncR, syncW     int
+	errR, errW       int
+	statusR, statusW int
+	stdio            [3]int
+	closeInParent    []int
+	uid, gid         int
+}
+
+// hostFacts are looked up once per broker process.
+type hostFacts struct {
+	lastCap    int
+	openTreeOK bool
+}
+
+var facts = func() func() hostFacts {
+	var f *hostFacts
+	return func() hostFacts {
+		if f != nil {
+			return *f
+		}
+		h := hostFacts{lastCap: 40}
+		if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				h.lastCap = n
+			}
+		}
+		// Called with bad arguments, they fail with ENOSYS only when the
+		// kernel lacks them (open_tree 5.2, mount_setattr 5.12).
+		_, _, e1 := syscall.RawSyscall(unix.SYS_OPEN_TREE, ^uintptr(0), 0, 0)
+		_, _, e2 := syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, ^uintptr(0), 0, 0, 0, 0, 0)
+		h.openTreeOK = e1 != syscall.ENOSYS && e2 != syscall.ENOSYS
+		f = &h
+		return h
+	}
+}()
+
+// buildPlan compiles spec into a child program.
+func buildPlan(spec *Spec) (*plan, error) {
+	pl := &plan{uid: os.Getuid(), gid: os.Getgid()}
+	p := &pl.prog
+	hf := facts()
+
+	pl.flags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC |
+		unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+	if !spec.ShareNet {
+		pl.flags |= unix.CLONE_NEWNET
+	}
+
+	// Identity: the sandbox user is never host root.
+	inUID, inGID := pl.uid, pl.gid
+	root := os.Geteuid() == 0
+	if root {
+		inUID, inGID = spec.HostUID, spec.HostGID
+		if inUID <= 0 {
+			inUID = 65534
+		}
+		if inGID <= 0 {
+			inGID = 65534
+		}
+		pl.setgroups = "allow"
+	} else {
+		pl.setgroups = "deny"
+	}
+	pl.uidMap = fmt.Sprintf("%d %d 1\n", inUID, inUID)
+	pl.gidMap = fmt.Sprintf("%d %d 1\n", inGID, inGID)
+	if !root {
+		pl.uidMap = fmt.Sprintf("%d %d 1\n", pl.uid, pl.uid)
+		pl.gidMap = fmt.Sprintf("%d %d 1\n", pl.gid, pl.gid)
+	}
+	pl.uid, pl.gid = inUID, inGID
+
+	var err error
+	if err = pl.pipes(); err != nil {
+		return nil, err
+	}
+
+	// 1. Wait for the id maps; die with the broker.
+	p.sys("parent-death signal", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL))
+	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncW))
+	var b [8]byte
+	p.keep = append(p.keep, &b)
+	p.sys("sync with broker", unix.SYS_READ, uintptr(pl.syncR), uintptr(unsafe.Pointer(&b[0])), 1).flags = fMustRead1
+	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncR))
+	if root {
+		p.sys("setgroups", unix.SYS_SETGROUPS, 0, 0)
+	}
+	p.sys("setresgid", unix.SYS_SETRESGID, uintptr(inGID), uintptr(inGID), uintptr(inGID))
+	p.sys("setresuid", unix.SYS_SETRESUID, uintptr(inUID), uintptr(inUID), uintptr(inUID))
+	// Changing credentials cleared the parent-death signal: set it again.
+	p.sys("parent-death signal", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL))
+	p.sys("setsid", unix.SYS_SETSID)
+	p.sys("dumpable", unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0)
+
+	// 2. stdio onto 0..2 via fds above everything in use.
+	base := pl.maxFd() + 1
+	for i, fd := range spec.Stdio {
+		p.sys("stdio", unix.SYS_DUP3, uintptr(fd), uintptr(base+i), unix.O_CLOEXEC)
+	}
+	for i := range spec.Stdio {
+		p.sys("stdio", unix.SYS_DUP3, uintptr(base+i), uintptr(i), 0)
+	}
+
+	// 3. Network: loopback up in the new namespace.
+	if !spec.ShareNet {
+		s := p.slot()
+		p.sys("loopback up", unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0).out = s
+		var ifr [40]byte
+		copy(ifr[:], "lo")
+		*(*uint16)(unsafe.Pointer(&ifr[16])) = unix.IFF_UP | unix.IFF_LOOPBACK | unix.IFF_RUNNING
+		o := p.sys("loopback up", unix.SYS_IOCTL, 0, unix.SIOCSIFFLAGS, p.bytes(ifr[:]))
+		o.in, o.inArg = s, 0
+		o = p.sys("loopback up", unix.SYS_CLOSE, 0)
+		o.in, o.inArg = s, 0
+	}
+
+	// 4. Filesystem.
+	if err = pl.mounts(spec, hf); err != nil {
+		pl.closeAll()
+		return nil, err
+	}
+
+	// 5. Hostname, working directory, limits.
+	if spec.Hostname != "" {
+		p.sys("hostname", unix.SYS_SETHOSTNAME, p.str(spec.Hostname), uintptr(len(spec.Hostname)))
+	}
+	p.sys("chdir "+spec.Dir, unix.SYS_CHDIR, p.str(spec.Dir))
+	for _, rl := range spec.Rlimits {
+		lim := &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+		p.keep = append(p.keep, lim)
+		p.sys(fmt.Sprintf("rlimit %d", rl.Resource), unix.SYS_PRLIMIT64, 0, uintptr(rl.Resource), uintptr(unsafe.Pointer(lim)), 0)
+	}
+
+	// 6. Capabilities: bounding set, securebits, ambient, then all sets.
+	for c := 0; c <= hf.lastCap; c++ {
+		p.sys("drop capabilities", unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c))
+	}
+	// SECBIT_NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED and the NOROOT and
+	// NO_SETUID_FIXUP locks: uid 0 inside can never regain capabilities.
+	p.sys("securebits", unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, 0x01|0x02|0x04|0x08|0x20)
+	p.sys("drop capabilities", unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := &[2]unix.CapUserData{}
+	p.keep = append(p.keep, hdr, data)
+	p.sys("drop capabilities", unix.SYS_CAPSET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])))
+	p.sys("no_new_privs", unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+	// 7. Close every fd but stdio at exec (also fds the broker inherited).
+	p.ops = append(p.ops, op{kind: kCloexecFrom, args: [6]uintptr{3, 65536}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("close inherited fds")})
+
+	// 8. Fork the target; this process stays as the sandbox's init.
+	gpid := p.slot()
+	forkAt := len(p.ops)
+	p.ops = append(p.ops, op{kind: kFork, in: -1, inArg: -1, out: gpid, stage: p.stageIndex("fork target")})
+	p.sys("setsid", unix.SYS_SETSID)
+	if spec.Setctty {
+		p.sys("controlling terminal", unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	}
+	pl.execOps(spec)
+	initAt := len(p.ops)
+	p.ops[forkAt].args[0] = uintptr(initAt)
+	p.sys("init", unix.SYS_CLOSE, uintptr(pl.errW))
+	for fd := 0; fd < 3; fd++ {
+		p.sys("init", unix.SYS_CLOSE, uintptr(fd)).flags = fIgnoreErr
+	}
+	p.ops = append(p.ops, op{kind: kReap, args: [6]uintptr{uintptr(gpid), uintptr(pl.statusW)}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("init")})
+	if int(p.nslots) > maxSlots {
+		pl.closeAll()
+		return nil, fmt.Errorf("policy needs %d open files during setup; at most %d are supported", p.nslots, maxSlots)
+	}
+	return pl, nil
+}
+
+const maxSlots = 128
+
+// atFDCWD is AT_FDCWD (-100) as a raw syscall argument.
+const atFDCWD = ^uintptr(99)
+
+// execOps searches PATH inside the sandbox like execvp.
+func (pl *plan) execOps(spec *Spec) {
+	p := &pl.prog
+	argv := p.strv(spec.Args)
+	envv := p.strv(spec.Env)
+	var cands []string
+	if strings.Contains(spec.Path, "/") {
+		cands = []string{spec.Path}
+	} else {
+		path := "/usr/local/bin:/usr/bin:/bin"
+		for _, kv := range spec.Env {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+		for _, dir := range filepath.SplitList(path) {
+			if filepath.IsAbs(dir) {
+				cands = append(cands, filepath.Join(dir, spec.Path))
+			}
+		}
+		if len(cands) == 0 {
+			cands = []string{"/" + spec.Path}
+		}
+	}
+	for i, c := range cands {
+		o := p.sys("exec "+spec.Path, unix.SYS_EXECVE, p.str(c), argv, envv)
+		o.flags = fExecSearch
+		if i == len(cands)-1 {
+			o.flags |= fExecLast
+		}
+	}
+}
+
+func (pl *plan) pipes() error {
+	var fds [2]int
+	mk := func(r, w *int) error {
+		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+			return err
+		}
+		*r, *w = highFd(fds[0]), highFd(fds[1])
+		return nil
+	}
+	if err := mk(&pl.syncR, &pl.syncW); err != nil {
+		return err
+	}
+	if err := mk(&pl.errR, &pl.errW); err != nil {
+		unix.Close(pl.syncR)
+		unix.Close(pl.syncW)
+		return err
+	}
+	if err := mk(&pl.statusR, &pl.statusW); err != nil {
+		for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW} {
+			unix.Close(fd)
+		}
+		return err
+	}
+	return nil
+}
+
+func (pl *plan) closeAll() {
+	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW} {
+		unix.Close(fd)
+	}
+}
+
+// highFd moves fd above stdio so the child's dup3 onto 0..2 cannot clobber
+// it (the broker may run with a closed stdin).
+func highFd(fd int) int {
+	if fd > 2 {
+		return fd
+	}
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return fd
+	}
+	unix.Close(fd)
+	return nfd
+}
+
+func (pl *plan) maxFd() int {
+	m := 2
+	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW} {
+		if fd > m {
+			m = fd
+		}
+	}
+	return m
+}
+
+// mounts compiles the filesystem view: private propagation, bind sources
+// opened before the staging tmpfs covers anything, a tmpfs root with the
+// mounts, /dev and /proc, then pivot_root.
+func (pl *plan) mounts(spec *Spec, hf hostFacts) error {
+	p := &pl.prog
+	p.sys("mount propagation private", unix.SYS_MOUNT, p.str(""), p.str("/"), p.str(""), unix.MS_REC|unix.MS_PRIVATE, 0)
+
+	ms := append([]Mount(nil), spec.Mounts...)
+	sort.SliceStable(ms, func(i, j int) bool { return depth(ms[i].Dest) < depth(ms[j].Dest) })
+
+	// Open every bind source first, while the host view is intact.
+	srcSlot := make([]int8, len(ms))
+	srcDir := make([]bool, len(ms))
+	srcFlags := make([]uintptr, len(ms))
+	for i, m := range ms {
+		if m.Kind != Bind {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(m.Source, &st); err != nil {
+			return &StageError{Stage: "mount " + m.Dest, Err: fmt.Errorf("source %s: %w", m.Source, err)}
+		}
+		srcDir[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(m.Source, &sfs); err == nil {
+			srcFlags[i] = lockedFlags(sfs.Flags)
+		}
+		srcSlot[i] = p.slot()
+		stage := "mount " + m.Dest
+		p.sys(stage, unix.SYS_OPENAT, atFDCWD, p.str(m.Source), unix.O_PATH|unix.O_CLOEXEC).out = srcSlot[i]
+		if !hf.openTreeOK {
+			continue
+		}
+		// Clone the source tree now, before the staging tmpfs exists, so a
+		// source above the staging dir cannot pull the sandbox into itself.
+		attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
+		if !m.Writable {
+			attr |= unix.MOUNT_ATTR_RDONLY
+		}
+		t := p.slot()
+		o := p.sys(stage, unix.SYS_OPEN_TREE, 0, p.str(""), unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+		o.in, o.inArg, o.out = srcSlot[i], 0, t
+		ma := &unix.MountAttr{Attr_set: attr}
+		p.keep = append(p.keep, ma)
+		o = p.sys(stage, unix.SYS_MOUNT_SETATTR, 0, p.str(""), unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, uintptr(unsafe.Pointer(ma)), unsafe.Sizeof(*ma))
+		o.in, o.inArg = t, 0
+		o = p.sys(stage, unix.SYS_CLOSE, 0)
+		o.in, o.inArg = srcSlot[i], 0
+		srcSlot[i] = t
+	}
+
+	tsize := func(n int64) string {
+		if n <= 0 {
+			n = 64 << 20
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	p.sys("mount root tmpfs", unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot), p.str("tmpfs"),
+		unix.MS_NOSUID|unix.MS_NODEV, p.str("mode=0755,size=4194304"))
+
+	made := map[string]bool{"/": true}
+	mkdirs := func(dir string) {
+		var chain []string
+		for d := dir; !made[d]; d = filepath.Dir(d) {
+			chain = append(chain, d)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			made[chain[i]] = true
+			p.sys("mkdir "+chain[i], unix.SYS_MKDIRAT, atFDCWD, p.str(newRoot+chain[i]), 0o755).flags = fEEXISTOK
+		}
+	}
+	mkfile := func(path string) {
+		mkdirs(filepath.Dir(path))
+		p.sys("create "+path, unix.SYS_MKNODAT, atFDCWD, p.str(newRoot+path), unix.S_IFREG|0o644, 0).flags = fEEXISTOK
+	}
+	remount := func(stage, dst string, flags uintptr) {
+		p.sys(stage, unix.SYS_MOUNT, p.str(""), p.str(newRoot+dst), p.str(""), unix.MS_REMOUNT|unix.MS_BIND|flags, 0)
+	}
+
+	for i, m := range ms {
+		stage := "mount " + m.Dest
+		switch m.Kind {
+		case Bind:
+			if srcDir[i] {
+				mkdirs(m.Dest)
+			} else {
+				mkfile(m.Dest)
+			}
+			if hf.openTreeOK {
+				t := srcSlot[i]
+				o := p.sys(stage, unix.SYS_MOVE_MOUNT, 0, p.str(""), atFDCWD, p.str(newRoot+m.Dest), unix.MOVE_MOUNT_F_EMPTY_PATH)
+				o.in, o.inArg = t, 0
+			} else {
+				// Older kernels: bind through the fd's /proc/self/fd link,
+				// then remount the top mount (submounts keep their flags).
+				buf := make([]byte, 40)
+				copy(buf, "/proc/self/fd/")
+				p.keep = append(p.keep, buf)
+				bp := uintptr(unsafe.Pointer(&buf[0]))
+				p.ops = append(p.ops, op{kind: kFdPath, args: [6]uintptr{0, 14}, buf: unsafe.Pointer(&buf[0]), in: srcSlot[i], inArg: -1, out: -1, stage: p.stageIndex(stage)})
+				p.sys(stage, unix.SYS_MOUNT, bp, p.str(newRoot+m.Dest), p.str(""), unix.MS_BIND|unix.MS_REC, 0)
+				fl := uintptr(unix.MS_NOSUID|unix.MS_NODEV) | srcFlags[i]
+				if !m.Writable {
+					fl |= unix.MS_RDONLY
+				}
+				remount(stage, m.Dest, fl)
+			}
+		case Tmpfs:
+			mkdirs(m.Dest)
+			mode := "0755"
+			if m.Dest == "/tmp" || m.Dest == "/var/tmp" || m.Dest == "/dev/shm" {
+				mode = "1777"
+			}
+			p.sys(stage, unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot+m.Dest), p.str("tmpfs"),
+				unix.MS_NOSUID|unix.MS_NODEV, p.str("mode="+mode+",size="+tsize(m.Size)))
+			if !m.Writable {
+				remount(stage, m.Dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+			}
+		case Symlink:
+			mkdirs(filepath.Dir(m.Dest))
+			p.sys("symlink "+m.Dest, unix.SYS_SYMLINKAT, p.str(m.Source), atFDCWD, p.str(newRoot+m.Dest))
+		case File:
+			mkdirs(filepath.Dir(m.Dest))
+			s := p.slot()
+			p.sys("write "+m.Dest, unix.SYS_OPENAT, atFDCWD, p.str(newRoot+m.Dest), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644).out = s
+			o := p.sys("write "+m.Dest, unix.SYS_WRITE, 0, p.bytes(m.Data), uintptr(len(m.Data)))
+			o.in, o.inArg = s, 0
+			o = p.sys("write "+m.Dest, unix.SYS_CLOSE, 0)
+			o.in, o.inArg = s, 0
+		}
+	}
+	for i, m := range ms {
+		if m.Kind == Bind {
+			o := p.sys("open "+m.Source, unix.SYS_CLOSE, 0)
+			o.in, o.inArg = srcSlot[i], 0
+		}
+	}
+
+	// /dev: a tmpfs with a few host nodes, a private devpts and /dev/shm.
+	if !made["/dev"] {
+		mkdirs("/dev")
+		p.sys("mount /dev", unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot+"/dev"), p.str("tmpfs"),
+			unix.MS_NOSUID|unix.MS_NOEXEC, p.str("mode=0755,size=65536"))
+		for _, n := range devNodes {
+			d := "/dev/" + n
+			p.sys("mount "+d, unix.SYS_MKNODAT, atFDCWD, p.str(newRoot+d), unix.S_IFREG|0o666, 0)
+			p.sys("mount "+d, unix.SYS_MOUNT, p.str(d), p.str(newRoot+d), p.str(""), unix.MS_BIND, 0)
+			remount("mount "+d, d, unix.MS_NOSUID|unix.MS_NOEXEC)
+		}
+		made["/dev/pts"] = true
+		p.sys("mkdir /dev/pts", unix.SYS_MKDIRAT, atFDCWD, p.str(newRoot+"/dev/pts"), 0o755)
+		p.sys("mount /dev/pts", unix.SYS_MOUNT, p.str("devpts"), p.str(newRoot+"/dev/pts"), p.str("devpts"),
+			unix.MS_NOSUID|unix.MS_NOEXEC, p.str("newinstance,ptmxmode=0666,mode=0620")).flags = fIgnoreErr
+		p.sys("mount /dev/ptmx", unix.SYS_SYMLINKAT, p.str("pts/ptmx"), atFDCWD, p.str(newRoot+"/dev/ptmx"))
+		if !made["/dev/shm"] {
+			made["/dev/shm"] = true
+			p.sys("mkdir /dev/shm", unix.SYS_MKDIRAT, atFDCWD, p.str(newRoot+"/dev/shm"), 0o755)
+			p.sys("mount /dev/shm", unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot+"/dev/shm"), p.str("tmpfs"),
+				unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, p.str("mode=1777,size="+tsize(shmSize(spec))))
+		}
+		for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+			"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+			p.sys("mount /dev", unix.SYS_SYMLINKAT, p.str(target), atFDCWD, p.str(newRoot+"/dev/"+name))
+		}
+		remount("mount /dev", "/dev", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC)
+	}
+
+	// /proc: a fresh procfs for the new pid namespace, with kernel data masked.
+	mkdirs("/proc")
+	p.sys("mount /proc", unix.SYS_MOUNT, p.str("proc"), p.str(newRoot+"/proc"), p.str("proc"),
+		unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0)
+	for _, f := range maskedProcFiles {
+		p.sys("mask /proc/"+f, unix.SYS_MOUNT, p.str(newRoot+"/dev/null"), p.str(newRoot+"/proc/"+f), p.str(""), unix.MS_BIND, 0).flags = fIgnoreErr
+	}
+	for _, d := range maskedProcDirs {
+		p.sys("mask /proc/"+d, unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot+"/proc/"+d), p.str("tmpfs"),
+			unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, p.str("size=0,mode=0555")).flags = fIgnoreErr
+	}
+
+	// Read-only root, then pivot into it and drop the old root.
+	remount("read-only root", "", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+	p.sys("pivot_root", unix.SYS_CHDIR, p.str(newRoot))
+	p.sys("pivot_root", unix.SYS_PIVOT_ROOT, p.str("."), p.str("."))
+	p.sys("detach old root", unix.SYS_UMOUNT2, p.str("."), unix.MNT_DETACH)
+	p.sys("pivot_root", unix.SYS_CHDIR, p.str("/"))
+	return nil
+}
+
+func shmSize(spec *Spec) int64 {
+	for _, m := range spec.Mounts {
+		if m.Kind == Tmpfs && m.Dest == "/tmp" {
+			return m.Size
+		}
+	}
+	return 64 << 20
+}
+
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// lockedFlags are the mount flags of a bind source that a user namespace
+// may not clear on remount.
+func lockedFlags(f int64) uintptr {
+	var m uintptr
+	for st, ms := range map[int64]uintptr{unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME,
+		unix.ST_NODIRATIME: unix.MS_NODIRATIME, unix.ST_RELATIME: unix.MS_RELATIME, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV} {
+		if f&st != 0 {
+			m |= ms
+		}
+	}
+	return m
+}
+
+// StageError is a setup failure in a named stage.
+type StageError struct {
+	Stage string
+	Err   error
+}
+
+func (e *StageError) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *StageError) Unwrap() error { return e.Err }
+
+var errNoStatus = errors.New("sandbox init ended without reporting the target's status")

@@ -1,0 +1,251 @@
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Process is a started sandbox: its init (pid 1 inside) and the target.
+type Process struct {
+	Pid      int
+	pidfd    int
+	statusR  int
+	killOnce sync.Once
+	mu       sync.Mutex
+	done     bool
+}
+
+// Exit is what the kernel reported about the target.
+type Exit struct {
+	// Status is the target's wait status; Reported is false when the init
+	// died before reporting it (the tree was killed from outside).
+	Status   unix.WaitStatus
+	Reported bool
+	// Rusage of the whole tree: the init's, which includes every reaped
+	// descendant.
+	Rusage unix.Rusage
+}
+
+// Hooks run in the broker while the child waits, after its id maps are
+// written and before it builds the sandbox.
+type Hooks struct {
+	// CgroupFD, when >= 0, places the child into that cgroup at clone time.
+	CgroupFD int
+	// BeforeRelease runs with the child's pid; an error aborts the launch.
+	BeforeRelease func(pid int) error
+}
+
+// forker runs every fork on one OS thread that never exits: the child's
+// parent-death signal fires when the forking thread ends, not the process.
+var forker struct {
+	once sync.Once
+	reqs chan func()
+}
+
+func onForkerThread(f func()) {
+	forker.once.Do(func() {
+		forker.reqs = make(chan func())
+		go func() {
+			runtime.LockOSThread()
+			for f := range forker.reqs {
+				f()
+			}
+		}()
+	})
+	done := make(chan struct{})
+	forker.reqs <- func() { f(); close(done) }
+	<-done
+}
+
+// Start builds the sandbox described by spec and starts the target in it.
+// It returns when the target has been exec'd, or with a *StageError.
+func Start(spec *Spec, hooks Hooks) (*Process, error) {
+	pl, err := buildPlan(spec)
+	if err != nil {
+		return nil, err
+	}
+	return pl.start(hooks)
+}
+
+// Plan returns the launch plan for spec as text (for --print-plan).
+func Plan(spec *Spec) (string, error) {
+	pl, err := buildPlan(spec)
+	if err != nil {
+		return "", err
+	}
+	defer pl.closeAll()
+	return pl.prog.String(), nil
+}
+
+func (pl *plan) start(hooks Hooks) (*Process, error) {
+	var (
+		pid   int
+		pidfd int32
+		errno syscall.Errno
+	)
+	cg := -1
+	if hooks.CgroupFD >= 0 && hooks.CgroupFD != 0 {
+		cg = hooks.CgroupFD
+	}
+	syscall.ForkLock.Lock()
+	onForkerThread(func() { pid, pidfd, errno = forkRun(&pl.prog, pl.flags, pl.errW, cg) })
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(pl)
+	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW} {
+		unix.Close(fd)
+	}
+	if errno != 0 {
+		unix.Close(pl.syncW)
+		unix.Close(pl.errR)
+		unix.Close(pl.statusR)
+		return nil, cloneError(errno, pl.flags)
+	}
+	proc := &Process{Pid: pid, pidfd: int(pidfd), statusR: pl.statusR}
+	abort := func(err error) (*Process, error) {
+		unix.Close(pl.syncW)
+		unix.Close(pl.errR)
+		proc.Kill()
+		proc.Wait()
+		return nil, err
+	}
+	if err := pl.writeMaps(pid); err != nil {
+		return abort(err)
+	}
+	if hooks.BeforeRelease != nil {
+		if err := hooks.BeforeRelease(pid); err != nil {
+			return abort(err)
+		}
+	}
+	if _, err := unix.Write(pl.syncW, []byte{1}); err != nil {
+		return abort(&StageError{Stage: "sync with sandbox", Err: err})
+	}
+	unix.Close(pl.syncW)
+	var fail childFailure
+	buf := (*[unsafe.Sizeof(fail)]byte)(unsafe.Pointer(&fail))[:]
+	n, err := readFull(pl.errR, buf)
+	unix.Close(pl.errR)
+	if err != nil || n == 0 {
+		return proc, nil // exec succeeded: the pipe closed on exec
+	}
+	stage := "setup"
+	if int(fail.Op) < len(pl.prog.ops) {
+		stage = pl.prog.stages[pl.prog.ops[fail.Op].stage]
+	}
+	proc.Kill()
+	proc.Wait()
+	return nil, &StageError{Stage: stage, Err: syscall.Errno(fail.Errno)}
+}
+
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (pl *plan) writeMaps(pid int) error {
+	dir := "/proc/" + strconv.Itoa(pid) + "/"
+	if err := os.WriteFile(dir+"uid_map", []byte(pl.uidMap), 0); err != nil {
+		return &StageError{Stage: "uid map", Err: unwrapPath(err)}
+	}
+	if err := os.WriteFile(dir+"setgroups", []byte(pl.setgroups), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return &StageError{Stage: "setgroups", Err: unwrapPath(err)}
+	}
+	if err := os.WriteFile(dir+"gid_map", []byte(pl.gidMap), 0); err != nil {
+		return &StageError{Stage: "gid map", Err: unwrapPath(err)}
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// cloneError explains why namespaces could not be created.
+func cloneError(errno syscall.Errno, flags uintptr) error {
+	err := &StageError{Stage: "create namespaces", Err: errno}
+	if errno == syscall.EPERM || errno == syscall.ENOSPC || errno == syscall.EACCES {
+		if b, e := os.ReadFile("/proc/sys/user/max_user_namespaces"); e == nil && string(b) == "0\n" {
+			err.Err = fmt.Errorf("%w: user namespaces are disabled (user.max_user_namespaces = 0); enable them with: sysctl -w user.max_user_namespaces=15000", errno)
+		} else if b, e := os.ReadFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"); e == nil && string(b) == "1\n" {
+			err.Err = fmt.Errorf("%w: AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1); see `airlock check` for the profile that allows airlock", errno)
+		} else if b, e := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); e == nil && string(b) == "0\n" {
+			err.Err = fmt.Errorf("%w: unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0); enable with: sysctl -w kernel.unprivileged_userns_clone=1", errno)
+		}
+	}
+	return err
+}
+
+// Kill stops the whole sandbox: killing the init ends its pid namespace.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	if p.pidfd >= 0 {
+		unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+	} else {
+		unix.Kill(p.Pid, unix.SIGKILL)
+	}
+}
+
+// Wait reaps the init and returns the target's status.
+func (p *Process) Wait() (Exit, error) {
+	var ex Exit
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(p.Pid, &ws, 0, &ex.Rusage)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return ex, err
+		}
+		break
+	}
+	p.mu.Lock()
+	p.done = true
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+	p.mu.Unlock()
+	var rep struct {
+		ws uint64
+		ru unix.Rusage
+	}
+	buf := (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:]
+	n, _ := readFull(p.statusR, buf)
+	unix.Close(p.statusR)
+	if n >= 8 {
+		ex.Status = unix.WaitStatus(uint32(rep.ws))
+		ex.Reported = true
+	} else {
+		ex.Status = ws
+	}
+	return ex, nil
+}

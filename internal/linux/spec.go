@@ -1,0 +1,47 @@
+package linux
+
+// MountKind mirrors airlock.MountKind.
+type MountKind int
+
+const (
+	Bind MountKind = iota
+	Tmpfs
+	Symlink
+	File
+)
+
+// Mount is one filesystem entry of the sandbox, with host paths resolved.
+type Mount struct {
+	Kind     MountKind
+	Source   string
+	Dest     string
+	Writable bool
+	Size     int64
+	Data     []byte
+}
+
+// Rlimit is one resource limit for the target.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// Spec is everything the launcher needs, in Linux terms.
+type Spec struct {
+	Path  string // as given: searched in PATH inside when it has no slash
+	Args  []string
+	Env   []string
+	Dir   string
+	Stdio [3]int
+	// Setctty makes stdin the target's controlling terminal (a pty the
+	// broker owns).
+	Setctty  bool
+	Mounts   []Mount
+	Hostname string
+	// ShareNet keeps the host network namespace (--net host).
+	ShareNet bool
+	// HostUID/HostGID: the unprivileged host ids the sandbox user maps to
+	// when the broker is root.
+	HostUID, HostGID int
+	Rlimits          []Rlimit
+}
