@@ -21,13 +21,17 @@ import (
 
 // Environment variables that turn the test binary into a helper process.
 const (
-	envChild  = "AIRLOCK_LANDLOCK_CHILD"  // JSON childConfig: the attacker
-	envVictim = "AIRLOCK_LANDLOCK_VICTIM" // path of the victim's signal log
+	envChild  = "AIRLOCK_LANDLOCK_CHILD"   // JSON childConfig: the attacker
+	envVictim = "AIRLOCK_LANDLOCK_VICTIM"  // path of the victim's signal log
+	envThread = "AIRLOCK_LANDLOCK_THREADS" // secret path: read it from many threads
 )
 
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(envChild); cfg != "" {
 		os.Exit(childMain(cfg))
+	}
+	if secret := os.Getenv(envThread); secret != "" {
+		os.Exit(threadsMain(secret))
 	}
 	if log := os.Getenv(envVictim); log != "" {
 		os.Exit(victimMain(log))
@@ -38,11 +42,13 @@ func TestMain(m *testing.M) {
 // childConfig tells the attacker what to restrict and what to attack.
 type childConfig struct {
 	Apply    bool // false: control run, no Landlock
+	ABI      int  // plan for this ABI; 0: the kernel's
 	Request  Request
 	A, B     string // read-only and read-write dirs
 	Root     string // parent of A and B, not granted
 	Secret   string // not granted
 	Single   string // a granted single file
+	Binary   string // this test binary, run again after exec by the shell
 	Victim   int
 	Abstract string // abstract unix socket name, without the leading NUL
 	TCPDeny  int    // port not allowed
@@ -67,6 +73,9 @@ func childMain(raw string) int {
 		if err != nil {
 			fmt.Println("SETUP", err)
 			return 3
+		}
+		if c.ABI > 0 {
+			abi = c.ABI
 		}
 		rs, _, err := Plan(c.Request, abi)
 		if err != nil {
@@ -134,6 +143,7 @@ func childMain(raw string) int {
 		fmt.Printf("secret-content: %s\n", secret)
 	}
 	report("rename_b_into_a", syscall.Rename(filepath.Join(c.B, "moveme"), filepath.Join(c.A, "moveme")))
+	report("ioctl_dev", ioctlDev())
 	report("link_a_into_b", syscall.Link(filepath.Join(c.A, "canary"), filepath.Join(c.B, "hardlink")))
 	report("truncate_a", syscall.Truncate(filepath.Join(c.A, "canary"), 0))
 	report("open_trunc_a", writeFileRO(filepath.Join(c.A, "canary")))
@@ -154,12 +164,64 @@ func childMain(raw string) int {
 	script := fmt.Sprintf(`cat %q/readme && echo && echo shell-ran
 echo PWNED > %q/canary2 && echo 'attack sh_write_a: ok'
 cat %q && echo && echo 'attack sh_read_secret: ok'
+%s=%q %q
 echo > %q/sh-outside && echo 'attack sh_create_outside: ok'
-exit 0`, c.A, c.A, c.Secret, c.Root)
+exit 0`, c.A, c.A, c.Secret, envThread, c.Secret, c.Binary, c.Root)
 	os.Stdout.Sync()
 	err = syscall.Exec("/bin/sh", []string{"sh", "-c", script}, []string{"PATH=/usr/bin:/bin"})
 	fmt.Println("SETUP exec /bin/sh:", err)
 	return 3
+}
+
+// ioctlDev sends a terminal ioctl to /dev/null, which has no ioctl
+// handler: ENOTTY means the call reached the driver (Landlock let it
+// through), EACCES means Landlock denied it.
+func ioctlDev() error {
+	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	_, err = unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err == syscall.ENOTTY {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("/dev/null answered TCGETS")
+	}
+	return err
+}
+
+// threadsMain runs after the shell's execve: it reads the secret from
+// several OS threads, since after exec every thread inherits the domain.
+func threadsMain(secret string) int {
+	const n = 4
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			runtime.LockOSThread() // a distinct thread each; exits with it
+			fd, err := syscall.Open(secret, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+			if err == nil {
+				syscall.Close(fd)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	opened := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err == nil {
+			opened++
+		} else if first == nil {
+			first = err
+		}
+	}
+	if opened > 0 {
+		fmt.Printf("attack thread_read_secret: ok\n")
+	} else {
+		fmt.Printf("attack thread_read_secret: %v\n", first)
+	}
+	return 0
 }
 
 // writeFileRO opens for reading with O_TRUNC, which truncates.
@@ -280,7 +342,7 @@ type outcome struct {
 
 const canaryText = "original canary"
 
-func runAttacker(t *testing.T, apply bool) outcome {
+func runAttacker(t *testing.T, apply bool, abi int) outcome {
 	root := t.TempDir()
 	// The test user must be able to enter the tree in both runs.
 	os.Chmod(root, 0o755)
@@ -315,17 +377,20 @@ func runAttacker(t *testing.T, apply bool) outcome {
 		t.Fatalf("victim not ready: %q", line)
 	}
 
-	abstractName := fmt.Sprintf("airlock-landlock-test-%d-%v", os.Getpid(), apply)
+	abstractName := fmt.Sprintf("airlock-landlock-test-%d-%v-%d", os.Getpid(), apply, abi)
 	abs := serve(t, "unix", "@"+abstractName)
 	deny := serve(t, "tcp", "127.0.0.1:0")
 	allow := serve(t, "tcp", "127.0.0.1:0")
 	denyPort := deny.ln.Addr().(*net.TCPAddr).Port
 	allowPort := allow.ln.Addr().(*net.TCPAddr).Port
 
+	exe, err := os.Executable()
+	must(err)
 	cfg := childConfig{
-		Apply: apply,
+		Apply: apply, ABI: abi,
 		Request: Request{
-			ReadOnly:          []string{"/usr", "/bin", "/lib", "/lib64", "/nonexistent-airlock-landlock", a, filepath.Join(root, "single")},
+			ReadOnly: []string{"/usr", "/bin", "/lib", "/lib64", "/nonexistent-airlock-landlock", "/dev/null",
+				a, filepath.Join(root, "single"), filepath.Dir(exe)},
 			ReadWrite:         []string{b},
 			RestrictNet:       true,
 			ConnectTCP:        []uint16{uint16(allowPort)},
@@ -333,6 +398,7 @@ func runAttacker(t *testing.T, apply bool) outcome {
 			ScopeAbstractUnix: true,
 		},
 		A: a, B: b, Root: root, Secret: filepath.Join(root, "secret"), Single: filepath.Join(root, "single"),
+		Binary: exe,
 		Victim: victim.Process.Pid, Abstract: abstractName, TCPDeny: denyPort, TCPAllow: allowPort,
 	}
 	raw, err := json.Marshal(cfg)
@@ -381,18 +447,22 @@ func runAttacker(t *testing.T, apply bool) outcome {
 	return o
 }
 
-// TestLandlockAttacks runs the same attacker twice: without Landlock, to
-// show each attack would work and each oracle sees it, and with Landlock,
-// to show each is blocked while the grants still work.
+// TestLandlockAttacks runs the same attacker without Landlock, to show
+// each attack would work and each oracle sees it, and then with rulesets
+// planned for every ABI from 1 to the kernel's: the attacks that still work
+// must be exactly those Plan reported as downgraded, and the grants must
+// still work.
 func TestLandlockAttacks(t *testing.T) {
-	requireABI(t, 6)
-	positive := []string{"read_a", "read_single", "write_b", "rename_within_b"}
+	kernel := requireABI(t, 1)
+	t.Logf("uid %d, kernel Landlock ABI %d", os.Getuid(), kernel)
+	positive := []string{"read_a", "read_single", "write_b", "rename_within_b", "connect_tcp_allowed_port"}
 	attacks := []string{"write_a_canary", "create_outside", "mkdir_outside", "read_secret",
 		"rename_b_into_a", "link_a_into_b", "truncate_a", "open_trunc_a", "kill_victim",
-		"connect_abstract", "connect_tcp_denied_port", "sh_write_a", "sh_read_secret", "sh_create_outside"}
+		"connect_abstract", "connect_tcp_denied_port", "ioctl_dev",
+		"sh_write_a", "sh_read_secret", "sh_create_outside", "thread_read_secret"}
 
 	t.Run("control", func(t *testing.T) {
-		o := runAttacker(t, false)
+		o := runAttacker(t, false, 0)
 		for _, name := range append(append([]string{}, positive...), attacks...) {
 			if o.results[name] != "ok" {
 				t.Errorf("control: %s = %q, want ok", name, o.results[name])
@@ -402,50 +472,78 @@ func TestLandlockAttacks(t *testing.T) {
 			t.Errorf("control: oracles missed attacks: secret seen %v, victim %q, abstract %d, tcp %d/%d",
 				strings.Contains(o.output, "<SECRET>"), o.victim, o.abstract, o.tcpDeny, o.tcpAllow)
 		}
-		if o.canary == canaryText || o.canary2 == canaryText || !o.exists["outside-new"] || !o.exists["A/moveme"] {
+		if o.canary == canaryText || o.canary2 == canaryText || !o.exists["outside-new"] || !o.exists["A/moveme"] || !o.exists["B/hardlink"] {
 			t.Errorf("control: file oracles missed attacks: canary %q canary2 %q exists %v", o.canary, o.canary2, o.exists)
 		}
 	})
 
-	t.Run("landlock", func(t *testing.T) {
-		o := runAttacker(t, true)
-		for _, name := range positive {
-			if o.results[name] != "ok" {
-				t.Errorf("grant broken: %s = %q, want ok", name, o.results[name])
+	for abi := 1; abi <= min(kernel, MaxKnownABI); abi++ {
+		t.Run(fmt.Sprintf("abi%d", abi), func(t *testing.T) {
+			// What Plan says this ABI cannot restrict is what may work.
+			_, dg, err := Plan(Request{RestrictNet: true, ScopeSignals: true, ScopeAbstractUnix: true}, abi)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if o.results["connect_tcp_allowed_port"] != "ok" || o.tcpAllow != 1 {
-			t.Errorf("allowed TCP port: %q, server saw %d", o.results["connect_tcp_allowed_port"], o.tcpAllow)
-		}
-		for _, name := range attacks {
-			if r, ran := o.results[name]; r == "ok" || (!ran && !strings.HasPrefix(name, "sh_")) {
-				t.Errorf("attack %s: %q, want an error", name, r)
+			gap := map[string]bool{}
+			for _, d := range dg {
+				gap[d.Feature] = true
 			}
-		}
-		// Effects, seen from outside.
-		if o.canary != canaryText || o.canary2 != canaryText {
-			t.Errorf("canaries changed: %q %q", o.canary, o.canary2)
-		}
-		if o.nlink != 1 {
-			t.Errorf("canary has %d links", o.nlink)
-		}
-		for name, want := range map[string]bool{
-			"outside-new": false, "outside-dir": false, "sh-outside": false,
-			"A/moveme": false, "B/moveme": true, "B/hardlink": false,
-			"B/new": true, "B/sub2/f": true,
-		} {
-			if o.exists[name] != want {
-				t.Errorf("%s exists=%v, want %v", name, o.exists[name], want)
+			works := map[string]bool{
+				"truncate_a": gap["truncate"], "open_trunc_a": gap["truncate"],
+				"ioctl_dev":               gap["ioctl_dev"],
+				"kill_victim":             gap["scope_signal"],
+				"connect_abstract":        gap["scope_abstract_unix"],
+				"connect_tcp_denied_port": gap["tcp"],
+				// ABI 1 denies every move across directories.
+				"rename_within_b": !gap["refer"],
 			}
-		}
-		if strings.Contains(o.output, "<SECRET>") {
-			t.Errorf("secret leaked to the attacker")
-		}
-		if o.victim != "" {
-			t.Errorf("victim got signals: %q", o.victim)
-		}
-		if o.abstract != 0 || o.tcpDeny != 0 {
-			t.Errorf("servers saw connections: abstract %d, tcp %d", o.abstract, o.tcpDeny)
-		}
-	})
+			o := runAttacker(t, true, abi)
+			for _, name := range positive {
+				if ok, listed := works[name]; (o.results[name] == "ok") != (ok || !listed) {
+					t.Errorf("grant %s = %q", name, o.results[name])
+				}
+			}
+			for _, name := range attacks {
+				r, ran := o.results[name]
+				if (r == "ok") != works[name] || (!ran && !strings.HasPrefix(name, "sh_")) {
+					t.Errorf("attack %s = %q, want it to work: %v", name, r, works[name])
+				}
+			}
+			// Effects, seen from outside.
+			wantCanary := canaryText
+			if gap["truncate"] {
+				wantCanary = ""
+			}
+			if o.canary != wantCanary || o.canary2 != canaryText {
+				t.Errorf("canaries %q %q, want %q %q", o.canary, o.canary2, wantCanary, canaryText)
+			}
+			if o.nlink != 1 {
+				t.Errorf("canary has %d links", o.nlink)
+			}
+			for name, want := range map[string]bool{
+				"outside-new": false, "outside-dir": false, "sh-outside": false,
+				"A/moveme": false, "B/moveme": true, "B/hardlink": false,
+				"B/new": true, "B/sub2/f": !gap["refer"],
+			} {
+				if o.exists[name] != want {
+					t.Errorf("%s exists=%v, want %v", name, o.exists[name], want)
+				}
+			}
+			if strings.Contains(o.output, "<SECRET>") {
+				t.Errorf("secret leaked to the attacker")
+			}
+			count := func(b bool) int {
+				if b {
+					return 1
+				}
+				return 0
+			}
+			if want := strings.Repeat("USR1", count(gap["scope_signal"])); o.victim != want {
+				t.Errorf("victim log %q, want %q", o.victim, want)
+			}
+			if o.abstract != count(gap["scope_abstract_unix"]) || o.tcpDeny != count(gap["tcp"]) || o.tcpAllow != 1 {
+				t.Errorf("servers saw: abstract %d, denied tcp %d, allowed tcp %d", o.abstract, o.tcpDeny, o.tcpAllow)
+			}
+		})
+	}
 }
