@@ -15,10 +15,10 @@ import (
 )
 
 type linuxProcess struct {
-	p       *linux.Process
-	start   time.Time
-	report  Report
-	waited  chan struct{}
+	p      *linux.Process
+	start  time.Time
+	report Report
+	waited chan struct{}
 }
 
 func (lp *linuxProcess) kill() { lp.p.Kill() }
@@ -144,10 +144,6 @@ func orDefault(v, d int) int {
 	return v
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
 
 func start(l *launch) (process, error) {
 	spec, rep, err := linuxSpec(l)

@@ -175,6 +175,9 @@ func (c *Cmd) Start() error {
 	} else if l.Stdio[2], err = c.writer(c.Stderr); err != nil {
 		return fail(&SetupError{Stage: "stderr", Err: err})
 	}
+	if err := c.interposeTerminal(l); err != nil {
+		return fail(&SetupError{Stage: "terminal", Err: err})
+	}
 	c.start = time.Now()
 	proc, err := start(l)
 	for _, f := range c.childFds {
@@ -420,3 +423,46 @@ func mergeEnv(base, extra []string) []string {
 
 // String describes the command for error messages.
 func (c *Cmd) String() string { return fmt.Sprint(c.Args) }
+
+// interposeTerminal replaces any terminal among the target's stdio with a
+// fresh pseudo-terminal relayed by the broker: the target never holds the
+// caller's terminal.
+func (c *Cmd) interposeTerminal(l *launch) error {
+	var tty *os.File
+	for _, f := range l.Stdio {
+		if isTerminal(f) {
+			tty = f
+			break
+		}
+	}
+	if tty == nil {
+		return nil
+	}
+	master, slave, err := openPTY(tty)
+	if err != nil {
+		return err
+	}
+	c.childFds = append(c.childFds, slave)
+	c.closers = append(c.closers, master)
+	var out *os.File
+	for i, f := range l.Stdio {
+		if isTerminal(f) {
+			if i > 0 && out == nil {
+				out = f
+			}
+			if i == 0 {
+				in := f
+				go io.Copy(master, in) // ends at the first read after the run
+			}
+			l.Stdio[i] = slave
+		}
+	}
+	if out != nil {
+		c.copiers.Add(1)
+		go func() {
+			defer c.copiers.Done()
+			io.Copy(out, master) // EIO once every slave fd is closed
+		}()
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/airlock-sandbox/airlock"
+)
+
+// listFlag collects a repeatable flag, applying each value as it comes so
+// flags keep their command-line order.
+type listFlag func(string) error
+
+func (f listFlag) String() string     { return "" }
+func (f listFlag) Set(v string) error { return f(v) }
+
+func runMain(args []string) int {
+	p := airlock.DefaultPolicy()
+	s := &settings{p: &p}
+	fs := flag.NewFlagSet("airlock run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		policyPath, resultPath, resultFormat, workdir, syscallsPreset string
+		printPolicy, verbose, bestEffort                              bool
+		uid, gid                                                      int
+	)
+	// The policy file applies first, flags on top: find it before parsing.
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if v, ok := strings.CutPrefix(a, "--policy="); ok {
+			policyPath = v
+		} else if (a == "--policy" || a == "-policy") && i+1 < len(args) {
+			policyPath = args[i+1]
+		}
+	}
+	if policyPath != "" {
+		if err := loadPolicyFile(policyPath, &p); err != nil {
+			return fatalf("policy %v", err)
+		}
+	}
+	fs.StringVar(&policyPath, "policy", policyPath, "TOML policy file (flags override it)")
+	fs.Var(listFlag(func(v string) error { return s.bind(v, false) }), "ro", "bind PATH[:DEST] read-only (repeatable)")
+	fs.Var(listFlag(func(v string) error { return s.bind(v, true) }), "rw", "bind PATH[:DEST] writable (repeatable)")
+	fs.Var(listFlag(s.tmpfs), "tmpfs", "mount an empty tmpfs at DEST[:SIZE] (repeatable)")
+	fs.StringVar(&workdir, "workdir", "", "working directory inside the sandbox")
+	fs.StringVar(&p.Hostname, "hostname", p.Hostname, "hostname inside the sandbox")
+	fs.Var(listFlag(s.env), "env", "set KEY=VALUE, or pass KEY from the host (repeatable)")
+	fs.Var(listFlag(s.net), "net", "network: none, host, or allow=HOST[:PORT],... (repeatable)")
+	fs.Var(listFlag(func(v string) error {
+		p.Network.Deny = append(p.Network.Deny, strings.Split(v, ",")...)
+		return nil
+	}), "net-deny", "deny these destinations even if allowed (repeatable)")
+	fs.BoolVar(&p.Network.AllowPrivate, "net-allow-private", p.Network.AllowPrivate, "allow loopback, link-local and private destinations")
+	fs.Var(listFlag(func(v string) error { p.Network.Forward = append(p.Network.Forward, v); return nil }), "net-forward", "make host ADDR:PORT reachable inside (repeatable)")
+	fs.Var(listFlag(func(v string) error { p.Network.Publish = append(p.Network.Publish, v); return nil }), "publish", "make sandbox PORT reachable from the host (repeatable)")
+	fs.Var(listFlag(s.durationTo(&p.Limits.WallTime)), "timeout", "wall-clock limit, e.g. 10s")
+	fs.Var(listFlag(s.durationTo(&p.Limits.CPUTime)), "cpu-time", "CPU time limit of the whole tree, e.g. 2s")
+	fs.Var(listFlag(s.sizeTo(&p.Limits.Memory)), "memory", "memory limit of the whole tree, e.g. 256M")
+	fs.Var(listFlag(intTo(&p.Limits.Procs)), "procs", "most tasks in the tree")
+	fs.Var(listFlag(s.sizeTo(&p.Limits.Output)), "output", "most bytes of stdout+stderr")
+	fs.Var(listFlag(s.sizeTo(&p.Limits.FileSize)), "fsize", "largest file the program may write")
+	fs.Var(listFlag(s.sizeTo(&p.Limits.TmpfsSize)), "tmpfs-size", "default size of writable tmpfs mounts")
+	fs.Var(listFlag(intTo(&p.Limits.OpenFiles)), "nofile", "most open files per process")
+	fs.Var(listFlag(s.sizeTo(&p.Limits.Stack)), "stack", "stack size limit")
+	fs.Var(listFlag(func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			return fmt.Errorf("%q: want a positive number of CPUs like 1.5", v)
+		}
+		p.Limits.CPUs = f
+		return nil
+	}), "cpus", "CPU bandwidth, e.g. 1.5")
+	fs.Var(listFlag(func(v string) error {
+		for _, part := range strings.Split(v, ";") {
+			k, list, ok := strings.Cut(part, "=")
+			if !ok || (k != "allow" && k != "deny") {
+				return fmt.Errorf("%q: want allow=NAME,... or deny=NAME,...", v)
+			}
+			names := strings.Split(list, ",")
+			if k == "allow" {
+				p.Syscalls.Allow = append(p.Syscalls.Allow, names...)
+			} else {
+				p.Syscalls.Deny = append(p.Syscalls.Deny, names...)
+			}
+		}
+		return nil
+	}), "syscalls", "adjust the syscall preset: allow=NAME,... or deny=NAME,...")
+	fs.StringVar(&syscallsPreset, "syscalls-preset", "", "syscall preset: default, strict or permissive")
+	fs.StringVar(&resultPath, "result", "", "write the result as JSON to FILE (- for stderr)")
+	fs.StringVar(&resultFormat, "result-format", "json", "result format: json or isolate")
+	fs.BoolVar(&printPolicy, "print-policy", false, "print the effective policy and exit")
+	fs.BoolVar(&bestEffort, "best-effort", false, "run even when a protection is unavailable (reported in the result)")
+	fs.BoolVar(&verbose, "v", false, "print what was enforced and each denial")
+	fs.IntVar(&uid, "uid", 0, "host uid of the sandbox user when airlock runs as root (default 65534)")
+	fs.IntVar(&gid, "gid", 0, "host gid of the sandbox user when airlock runs as root (default 65534)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Println("usage: airlock run [flags] -- COMMAND [ARGS...]")
+			fs.PrintDefaults()
+			return 0
+		}
+		return fatalf("run: %v", err)
+	}
+	if workdir != "" {
+		p.Workdir = workdir
+	}
+	if syscallsPreset != "" {
+		p.Syscalls.Preset = syscallsPreset
+	}
+	if bestEffort {
+		p.Enforce = airlock.BestEffort
+	}
+	if uid != 0 {
+		p.Linux.HostUID = uid
+	}
+	if gid != 0 {
+		p.Linux.HostGID = gid
+	}
+	switch resultFormat {
+	case "json", "isolate":
+	default:
+		return fatalf("run: -result-format %q: want json or isolate", resultFormat)
+	}
+	if err := p.Validate(); err != nil {
+		return fatalf("policy: %v", err)
+	}
+	if printPolicy {
+		fmt.Print(printPolicyText(&p))
+		return 0
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return fatalf("run: no command given (usage: airlock run [flags] -- COMMAND [ARGS...])")
+	}
+	if p.Network.Mode == airlock.NetHost {
+		fmt.Fprintln(os.Stderr, "airlock: warning: --net host: the sandbox shares this host's network")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	cmd := airlock.CommandContext(ctx, p, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	restore := rawTerminal(os.Stdin)
+	err := cmd.Run()
+	restore()
+	res := cmd.Result
+	if verbose && res != nil {
+		fmt.Fprint(os.Stderr, "airlock: enforced:\n"+indent(res.Enforced.String()))
+		for _, d := range res.Denials {
+			fmt.Fprintf(os.Stderr, "airlock: denied %s %s x%d %s\n", d.Kind, d.Name, d.Count, d.Detail)
+		}
+	}
+	if resultPath != "" && res != nil {
+		if werr := writeResult(resultPath, resultFormat, res); werr != nil {
+			fmt.Fprintf(os.Stderr, "airlock: result: %v\n", werr)
+		}
+	}
+	var se *airlock.SetupError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &se):
+		fmt.Fprintf(os.Stderr, "airlock: %v\n", se)
+		if strings.HasPrefix(se.Stage, "exec ") {
+			if errors.Is(se.Err, syscall.ENOENT) {
+				return 127
+			}
+			if errors.Is(se.Err, syscall.EACCES) {
+				return 126
+			}
+		}
+		return exitSetup
+	case res != nil && res.Status != airlock.StatusSetupError:
+		if res.Status != airlock.OK && res.Status != airlock.NonZeroExit && res.Status != airlock.Signaled {
+			fmt.Fprintf(os.Stderr, "airlock: %s\n", res.Status)
+		}
+		if res.ExitCode == 0 {
+			return 1
+		}
+		return res.ExitCode
+	default:
+		fmt.Fprintf(os.Stderr, "airlock: %v\n", err)
+		return exitSetup
+	}
+}
+
+func intTo(n *int) func(string) error {
+	return func(v string) error {
+		x, err := strconv.Atoi(v)
+		if err != nil || x <= 0 {
+			return fmt.Errorf("%q: want a positive integer", v)
+		}
+		*n = x
+		return nil
+	}
+}
+
+func writeResult(path, format string, res *airlock.Result) error {
+	var b []byte
+	if format == "isolate" {
+		b = []byte(res.Isolate())
+	} else {
+		var err error
+		if b, err = json.MarshalIndent(res, "", "  "); err != nil {
+			return err
+		}
+		b = append(b, '\n')
+	}
+	if path == "-" {
+		_, err := os.Stderr.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func printPolicyText(p *airlock.Policy) string { return printPolicy(p) }
