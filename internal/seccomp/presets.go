@@ -53,8 +53,8 @@ func Preset(name string) (*Filter, error) {
 	return nil, fmt.Errorf("seccomp: unknown preset %q (want default, strict or permissive)", name)
 }
 
-func allow() []Rule          { return []Rule{{Action: Allow}} }
-func deny(a Action) []Rule   { return []Rule{{Action: a}} }
+func allow() []Rule           { return []Rule{{Action: Allow}} }
+func deny(a Action) []Rule    { return []Rule{{Action: a}} }
 func words(s string) []string { return strings.Fields(s) }
 
 // Syscalls ordinary programs need (shells, compilers, Python, Node, Go,
