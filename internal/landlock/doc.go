@@ -18,6 +18,22 @@
 //     syscall.RawSyscall6 and no allocation; the launcher may copy its loop
 //     into the fork child.
 //
+// Use by the launcher:
+//
+//	abi, err := landlock.ABI()          // err: Landlock unusable; abi 0
+//	rs, downgrades, err := landlock.Plan(req, abi)
+//	// Strict: refuse when any downgrade has Weakens; BestEffort: report all.
+//	p, err := rs.Prepare()
+//	ops := p.Ops()                       // empty when abi is 0
+//	// child, after pivot_root, close_range and PR_SET_NO_NEW_PRIVS,
+//	// before seccomp:  idx, errno := landlock.Run(ops)  (or its loop)
+//	// parent, on failure: ops[idx].Stage + ": " + errno
+//	runtime.KeepAlive(p)                 // until the child has run
+//
+// Request paths are paths inside the sandbox, opened by the child after
+// pivot_root (following symlinks). Each path rule is optional: a path that
+// does not exist there grants nothing and is skipped.
+//
 // Landlock is per thread and inherited by children. The ops restrict only
 // the thread that runs them (and what it later forks or execs), which is
 // exactly the target process when run in the fork child right before

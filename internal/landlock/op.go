@@ -104,6 +104,7 @@ func (r *Ruleset) Prepare() (*Prepared, error) {
 		attrSize = 24
 	}
 
+	p.ops = make([]Op, 0, 1+4*len(r.Paths)+len(r.Ports)+2)
 	none := [6]int{-1, -1, -1, -1, -1, -1}
 	ruleset := [6]int{0, -1, -1, -1, -1, -1}
 	p.ops = append(p.ops, Op{
