@@ -144,7 +144,6 @@ func orDefault(v, d int) int {
 	return v
 }
 
-
 func start(l *launch) (process, error) {
 	spec, rep, err := linuxSpec(l)
 	if err != nil {

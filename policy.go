@@ -184,7 +184,9 @@ func DefaultPolicy() Policy {
 	}
 	home := sandboxHome()
 	p.Mounts = append(p.Mounts, Tmpfs("/tmp", 0), Tmpfs(home, 0))
-	if wd, err := os.Getwd(); err == nil && wd != "/" {
+	// The working directory is shared read-only, except when it is the home
+	// directory or above it: that would expose the user's secrets.
+	if wd, err := os.Getwd(); err == nil && wd != "/" && !within(os.Getenv("HOME"), wd) {
 		p.Mounts = append(p.Mounts, ReadOnly(wd, wd))
 		p.Workdir = wd
 	} else {
@@ -327,4 +329,13 @@ func (p Policy) withDefaults() Policy {
 		p.Limits.TmpfsSize = DefaultTmpfsSize
 	}
 	return p
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	if path == "" {
+		return false
+	}
+	path, dir = filepath.Clean(path), filepath.Clean(dir)
+	return path == dir || strings.HasPrefix(path, dir+"/") || dir == "/"
 }
