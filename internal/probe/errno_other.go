@@ -1,0 +1,7 @@
+//go:build !linux
+
+package probe
+
+import "syscall"
+
+var errnoNames = map[syscall.Errno]string{}
