@@ -1,11 +1,124 @@
 package airlock
 
-import "runtime"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
 
-// The windows backend is not written yet.
+	"github.com/airlock-sandbox/airlock/internal/windows"
+)
+
+// The Windows backend: AppContainer (or a restricted low-integrity token),
+// job object, alternate desktop, mitigations; see docs/windows.md.
 
 func start(l *launch) (process, error) {
-	return nil, &SetupError{Stage: "backend", Err: ErrUnsupported}
+	spec, err := windowsSpec(l)
+	if err != nil {
+		return nil, &SetupError{Stage: "policy", Err: err}
+	}
+	plan, err := windows.BuildPlan(spec)
+	if err != nil {
+		return nil, &SetupError{Stage: "policy", Err: notEnforceable(err)}
+	}
+	var j *windows.Journal
+	if len(plan.Grants) > 0 {
+		if j, err = windows.DefaultJournal(fmt.Sprint(os.Getpid(), "-", runSeq.Add(1))); err != nil {
+			return nil, &SetupError{Stage: "grants journal", Err: err, Hint: "set LOCALAPPDATA"}
+		}
+	}
+	dir := l.Dir
+	if dir == "" || dir == "/" {
+		// The portable default; every AppContainer may use the Windows
+		// directory, so the target can always start there.
+		dir = os.Getenv("SystemRoot")
+	}
+	p, err := windows.Start(plan, windows.Command{Path: spec.Program, Args: l.Args, Env: l.Env, Dir: dir, Stdio: l.Stdio}, j)
+	if err != nil {
+		return nil, &SetupError{Stage: "start", Err: notEnforceable(err)}
+	}
+	return &winProcess{p: p}, nil
 }
 
-func probe() Features { return Features{OS: runtime.GOOS} }
+// runSeq tells apart the runs of one broker in the grants journal.
+var runSeq atomic.Int64
+
+// notEnforceable makes the internal "cannot enforce" error match
+// airlock.ErrNotEnforceable too.
+func notEnforceable(err error) error {
+	if errors.Is(err, windows.ErrNotEnforceable) {
+		return fmt.Errorf("%w: %w", ErrNotEnforceable, err)
+	}
+	return err
+}
+
+func windowsSpec(l *launch) (windows.Spec, error) {
+	p := l.Policy
+	s := windows.Spec{
+		Net:        string(p.Network.Mode),
+		Strict:     p.Enforce != BestEffort,
+		HostCPUs:   runtime.NumCPU(),
+		SystemDirs: windows.SystemDirs(),
+		Limits: windows.Limits{Procs: p.Limits.Procs, Memory: p.Limits.Memory, CPUs: p.Limits.CPUs,
+			CPUTime: p.Limits.CPUTime, FileSize: p.Limits.FileSize, OpenFiles: p.Limits.OpenFiles, Stack: p.Limits.Stack},
+	}
+	for _, m := range p.Mounts {
+		switch m.Kind {
+		case Bind:
+			if m.Optional {
+				if _, err := os.Stat(m.Source); err != nil {
+					continue
+				}
+			}
+			s.Binds = append(s.Binds, windows.Bind{Source: m.Source, Dest: m.Dest, Write: m.Writable, Optional: m.Optional})
+		case TmpfsMount:
+			s.Unmapped = append(s.Unmapped, "tmpfs "+m.Dest)
+		case Symlink:
+			s.Unmapped = append(s.Unmapped, "symlink "+m.Dest)
+		case File:
+			s.Unmapped = append(s.Unmapped, "file "+m.Dest)
+		}
+	}
+	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
+	prog, err := windows.LookPath(l.Path, l.Env, l.Dir, isFile)
+	if err != nil {
+		return s, err
+	}
+	s.Program = prog
+	return s, nil
+}
+
+type winProcess struct{ p *windows.Process }
+
+func (w *winProcess) kill() { w.p.Kill() }
+
+func (w *winProcess) wait() (*Result, error) {
+	out, err := w.p.Wait()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Status: Status(out.Status), ExitCode: int(out.ExitCode), Signal: out.Signal,
+		CPUTime: out.CPUTime, MemoryPeak: out.MemoryPeak}
+	for _, x := range out.Report {
+		res.Enforced.add(x.Name, x.Mechanism, ProtectionState(x.State), x.Detail)
+	}
+	if out.CleanupErr != nil {
+		res.Enforced.add("cleanup", "grants journal", Degraded,
+			"undoing the sandbox failed; the next run repairs grants: "+strings.TrimSpace(out.CleanupErr.Error()))
+	}
+	return res, nil
+}
+
+func probe() Features {
+	f := Features{OS: runtime.GOOS}
+	for _, x := range windows.Probe() {
+		it := Feature{Name: x.Name, Available: x.Available, Detail: x.Detail}
+		if !x.Available {
+			it.Lost = x.Lost
+		}
+		f.Items = append(f.Items, it)
+	}
+	return f
+}
