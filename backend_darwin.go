@@ -1,11 +1,308 @@
 package airlock
 
-import "runtime"
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
-// The darwin backend is not written yet.
+	"github.com/airlock-sandbox/airlock/internal/darwin"
+	"golang.org/x/sys/unix"
+)
+
+// The macOS backend: a Seatbelt profile generated from the policy, applied
+// by /usr/bin/sandbox-exec, with rlimits set by airlock's own launcher
+// (darwin.MaybeRunLauncher) and the tree in its own process group.
+
+// checkedProfiles caches profile texts sandbox-exec has accepted, so a
+// profile it rejects is a setup error, not the program's exit status.
+var checkedProfiles sync.Map
 
 func start(l *launch) (process, error) {
-	return nil, &SetupError{Stage: "backend", Err: ErrUnsupported}
+	p := l.Policy
+	strict := p.Enforce != BestEffort
+	tag, err := runTag()
+	if err != nil {
+		return nil, &SetupError{Stage: "tag", Err: err}
+	}
+	var base string
+	req := darwin.Request{Env: l.Env, Dir: l.Dir, Strict: strict, Tag: tag,
+		Launcher: darwin.LauncherInstalled(),
+		Limits: darwin.Limits{CPUTime: p.Limits.CPUTime, Memory: p.Limits.Memory, Procs: p.Limits.Procs,
+			FileSize: p.Limits.FileSize, OpenFiles: p.Limits.OpenFiles, Stack: p.Limits.Stack, CPUs: p.Limits.CPUs}}
+	if h, err := os.UserHomeDir(); err == nil {
+		req.Home = h
+	}
+	for _, m := range p.Mounts {
+		req.Mounts = append(req.Mounts, darwin.Mount{Kind: darwin.MountKind(m.Kind), Source: m.Source,
+			Dest: m.Dest, Writable: m.Writable, Optional: m.Optional})
+	}
+	var extra Report
+	switch p.Network.Mode {
+	case NetHost:
+		req.Net = darwin.NetHost
+	case NetAllow:
+		// The egress proxy is not wired to this backend yet: without it an
+		// allow-list cannot be kept, so run with no network at all.
+		if strict {
+			return nil, &SetupError{Stage: "network", Err: fmt.Errorf("allow-list: %w (egress proxy not available to the macOS backend yet)", ErrNotEnforceable)}
+		}
+		req.Net = darwin.NetNone
+		extra.add("network-allow", "none", Degraded, "egress proxy not available: no network at all")
+	}
+	host := darwin.Host{EvalSymlinks: filepath.EvalSymlinks, Readlink: os.Readlink,
+		TempDir: func(dest string) (string, error) {
+			if base == "" {
+				b, err := os.MkdirTemp("", "airlock-"+tag+"-")
+				if err != nil {
+					return "", err
+				}
+				base = b
+			}
+			return os.MkdirTemp(base, strings.Trim(filepath.Base(dest), "/.")+"-")
+		}}
+	cleanup := func() {
+		if base != "" {
+			removeTree(base)
+		}
+	}
+	plan, err := darwin.Prepare(req, host)
+	if err != nil {
+		cleanup()
+		if errors.Is(err, darwin.ErrNotEnforceable) {
+			err = fmt.Errorf("%w: %v", ErrNotEnforceable, err)
+		}
+		return nil, &SetupError{Stage: "policy", Err: err}
+	}
+	prof, err := darwin.Generate(plan.Spec)
+	if err != nil {
+		cleanup()
+		return nil, &SetupError{Stage: "profile", Err: err}
+	}
+	if err := checkProfile(prof); err != nil {
+		cleanup()
+		return nil, &SetupError{Stage: "sandbox-exec", Err: err, Hint: "the generated Seatbelt profile was rejected; please report it"}
+	}
+	target, err := lookPathIn(l.Path, plan.Env)
+	if err != nil {
+		cleanup()
+		return nil, &SetupError{Stage: "command", Err: err}
+	}
+	argv := append([]string{darwin.SandboxExec}, prof.Args(append([]string{target}, l.Args[1:]...))...)
+	var cmd *exec.Cmd
+	var er, ew *os.File
+	if len(plan.Rlimits) > 0 {
+		self, err := os.Executable()
+		if err == nil {
+			er, ew, err = os.Pipe()
+		}
+		if err != nil {
+			cleanup()
+			return nil, &SetupError{Stage: "launcher", Err: err}
+		}
+		cmd = exec.Command(self, darwin.LauncherArgs(plan.Rlimits, argv)...)
+		cmd.ExtraFiles = []*os.File{ew} // darwin.ErrFD
+	} else {
+		cmd = exec.Command(argv[0], argv[1:]...)
+	}
+	cmd.Env, cmd.Dir = plan.Env, plan.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.Stdio[0], l.Stdio[1], l.Stdio[2]
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	began := time.Now()
+	err = cmd.Start()
+	if ew != nil {
+		ew.Close()
+	}
+	if err != nil {
+		if er != nil {
+			er.Close()
+		}
+		cleanup()
+		return nil, &SetupError{Stage: "start", Err: err}
+	}
+	if er != nil {
+		// EOF without a message: the launcher reached exec of sandbox-exec.
+		msg, _ := io.ReadAll(er)
+		er.Close()
+		if len(msg) > 0 {
+			cmd.Wait()
+			cleanup()
+			return nil, &SetupError{Stage: "launcher", Err: errors.New(string(msg))}
+		}
+	}
+	rep := extra
+	for _, n := range plan.Notes {
+		rep.add(n.Name, n.Mechanism, ProtectionState(n.State), n.Detail)
+	}
+	rep.add("environment", "explicit", Enforced, "nothing inherited")
+	return &darwinProc{cmd: cmd, pgid: cmd.Process.Pid, tag: tag, began: began,
+		cpuLimit: p.Limits.CPUTime, report: rep, cleanup: cleanup}, nil
 }
 
-func probe() Features { return Features{OS: runtime.GOOS} }
+type darwinProc struct {
+	cmd      *exec.Cmd
+	pgid     int
+	tag      string
+	began    time.Time
+	cpuLimit time.Duration
+	report   Report
+	cleanup  func()
+	mu       sync.Mutex
+	reaped   bool
+}
+
+// kill signals the whole process group; after the leader is reaped and the
+// group emptied the id could be reused, so it stops then.
+func (p *darwinProc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		syscall.Kill(-p.pgid, syscall.SIGKILL)
+	}
+}
+
+func (p *darwinProc) wait() (*Result, error) {
+	err := p.cmd.Wait()
+	wall := time.Since(p.began)
+	p.mu.Lock()
+	// The run ends with its first process: kill what is left of the group.
+	syscall.Kill(-p.pgid, syscall.SIGKILL)
+	p.reaped = true
+	p.mu.Unlock()
+	defer p.cleanup()
+	ps := p.cmd.ProcessState
+	if ps == nil {
+		return nil, err
+	}
+	res := bsdResult(ps, p.cpuLimit)
+	res.WallTime = wall
+	res.Enforced = p.report
+	for _, d := range collectDenials(p.tag, p.began) {
+		res.Denials = append(res.Denials, Denial{Kind: "seatbelt", Name: d.Op, Count: d.Count, Detail: d.Path})
+	}
+	return res, nil
+}
+
+// bsdResult decodes a BSD wait status and rusage into a Result.
+func bsdResult(ps *os.ProcessState, cpuLimit time.Duration) *Result {
+	res := &Result{}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		res.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		res.MemoryPeak = uint64(ru.Maxrss) // bytes on macOS
+	}
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		sig := ws.Signal()
+		res.Status, res.Signal, res.ExitCode = Signaled, unix.SignalName(sig), 128+int(sig)
+		switch {
+		case sig == syscall.SIGXCPU, sig == syscall.SIGKILL && cpuLimit > 0 && res.CPUTime >= cpuLimit:
+			res.Status = TimeLimit
+		case sig == syscall.SIGXFSZ:
+			res.Status = FileSizeLimit
+		}
+	case ws.ExitStatus() == 0:
+		res.Status = OK
+	default:
+		res.Status, res.ExitCode = NonZeroExit, ws.ExitStatus()
+	}
+	return res
+}
+
+// collectDenials asks the unified log for this run's tagged denials. It is
+// best effort: the log may lag, need privileges or be slow, so it is
+// bounded and any failure yields nothing.
+func collectDenials(tag string, since time.Time) []darwin.Denial {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, darwin.LogPath, darwin.LogShowArgs(tag, since)...).Output()
+	if err != nil && len(out) == 0 {
+		return nil
+	}
+	return darwin.ParseLog(bytes.NewReader(out), tag)
+}
+
+// checkProfile runs /usr/bin/true under the profile once per profile text.
+func checkProfile(prof darwin.Profile) error {
+	if _, ok := checkedProfiles.Load(prof.Text); ok {
+		return nil
+	}
+	out, err := exec.Command(darwin.SandboxExec, prof.Args([]string{"/usr/bin/true"})...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	checkedProfiles.Store(prof.Text, true)
+	return nil
+}
+
+// lookPathIn resolves name in the PATH of env, as the sandbox would.
+func lookPathIn(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		f := filepath.Join(dir, name)
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w in the sandbox PATH", name, fs.ErrNotExist)
+}
+
+// removeTree deletes a per-run directory even if the target made parts of
+// it unwritable; it never follows symlinks.
+func removeTree(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
+}
+
+func runTag() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func probe() Features {
+	f := Features{OS: "darwin"}
+	_, err := os.Stat(darwin.SandboxExec)
+	f.Items = append(f.Items,
+		Feature{Name: "seatbelt", Available: err == nil, Detail: darwin.SandboxExec,
+			Lost: "all file, network and IPC confinement"},
+		Feature{Name: "rlimits", Available: darwin.LauncherInstalled(), Detail: "cpu time, file size, open files, stack, no core",
+			Lost: "cpu-time, file-size and open-files limits", Fix: "call the airlock launcher hook first thing in main"},
+		Feature{Name: "process-group", Available: true, Detail: "kill(-pgid); setsid escapes it"},
+		Feature{Name: "memory-limit", Available: false, Lost: "memory limits", Detail: "macOS cannot limit a process tree's memory"},
+		Feature{Name: "process-limit", Available: false, Lost: "process counts above 1", Detail: "only process-fork deny (procs=1)"},
+	)
+	return f
+}

@@ -13,6 +13,9 @@ import (
 // rlimit launcher instead of running its own main.
 const LauncherArg = "__airlock-darwin-launch"
 
+// ErrFD is a pipe the launcher writes a failure to; it closes on exec.
+const ErrFD = 3
+
 var hooked atomic.Bool
 
 // MaybeRunLauncher must be called first thing in main of any program that
@@ -23,8 +26,11 @@ var hooked atomic.Bool
 func MaybeRunLauncher() {
 	hooked.Store(true)
 	if len(os.Args) > 1 && os.Args[1] == LauncherArg {
+		ef := os.NewFile(ErrFD, "errors")
 		err := runLauncher(os.Args[2:])
-		fmt.Fprintln(os.Stderr, "airlock launcher:", err)
+		if ef == nil || func() error { _, e := fmt.Fprint(ef, err); return e }() != nil {
+			fmt.Fprintln(os.Stderr, "airlock launcher:", err)
+		}
 		os.Exit(125)
 	}
 }

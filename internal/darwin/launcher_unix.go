@@ -1,3 +1,5 @@
+//go:build darwin || linux
+
 package darwin
 
 import (
@@ -14,6 +16,7 @@ var rlimitResource = map[string]int{
 
 // runLauncher sets the limits and execs the rest; it returns only on error.
 func runLauncher(args []string) error {
+	syscall.CloseOnExec(ErrFD)
 	rl, argv, err := ParseLauncherArgs(args)
 	if err != nil {
 		return err
