@@ -3,18 +3,21 @@ package landlock
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +25,6 @@ import (
 // Environment variables that turn the test binary into a helper process.
 const (
 	envChild  = "AIRLOCK_LANDLOCK_CHILD"   // JSON childConfig: the attacker
-	envVictim = "AIRLOCK_LANDLOCK_VICTIM"  // path of the victim's signal log
 	envThread = "AIRLOCK_LANDLOCK_THREADS" // secret path: read it from many threads
 )
 
@@ -32,9 +34,6 @@ func TestMain(m *testing.M) {
 	}
 	if secret := os.Getenv(envThread); secret != "" {
 		os.Exit(threadsMain(secret))
-	}
-	if log := os.Getenv(envVictim); log != "" {
-		os.Exit(victimMain(log))
 	}
 	os.Exit(m.Run())
 }
@@ -148,7 +147,7 @@ func childMain(raw string) int {
 	report("truncate_a", syscall.Truncate(filepath.Join(c.A, "canary"), 0))
 	report("open_trunc_a", writeFileRO(filepath.Join(c.A, "canary")))
 	if c.Victim > 0 {
-		report("kill_victim", syscall.Kill(c.Victim, syscall.SIGUSR1))
+		signalVictim(c.Victim, report)
 	}
 	if c.Abstract != "" {
 		report("connect_abstract", connectOnce(syscall.AF_UNIX, &syscall.SockaddrUnix{Name: "@" + c.Abstract}))
@@ -243,25 +242,67 @@ func connectOnce(family int, sa syscall.Sockaddr) error {
 	return syscall.Connect(fd, sa)
 }
 
-// victimMain logs each SIGUSR1 and exits on SIGUSR2, which the parent
-// sends after the attacker is gone. Pending signals are delivered lowest
-// number first, so a SIGUSR1 sent before the SIGUSR2 is logged before it.
-func victimMain(log string) int {
-	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
-	fmt.Println("ready")
-	var got []string
-	for s := range ch {
-		if s == syscall.SIGUSR2 {
-			break
+// signalVictim tries every route to signal another process (THREATS.md
+// C1), each with its own signal so the victim tells them apart.
+func signalVictim(pid int, report func(string, error)) {
+	report("kill_victim", syscall.Kill(pid, syscall.SIGUSR1))
+	report("tgkill_victim", unix.Tgkill(pid, pid, syscall.SIGHUP))
+	var info [128]byte // siginfo: signo, errno, code (SI_QUEUE = -1)
+	binary.NativeEndian.PutUint32(info[0:], uint32(syscall.SIGALRM))
+	binary.NativeEndian.PutUint32(info[8:], ^uint32(0))
+	_, _, e := syscall.RawSyscall(unix.SYS_RT_SIGQUEUEINFO, uintptr(pid), uintptr(syscall.SIGALRM), uintptr(unsafe.Pointer(&info[0])))
+	report("sigqueue_victim", errnoErr(e))
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err == nil {
+		err = unix.PidfdSendSignal(pidfd, syscall.SIGWINCH, nil, 0)
+		syscall.Close(pidfd)
+	}
+	report("pidfd_victim", err)
+	// SIGIO route: the owner of an O_ASYNC pipe gets F_SETSIG's signal when
+	// data arrives. No call fails under Landlock; the signal is dropped.
+	var p [2]int
+	err = syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK)
+	if err == nil {
+		if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETOWN, pid); err == nil {
+			if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETSIG, int(unix.SIGPWR)); err == nil {
+				if _, err = unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_ASYNC|unix.O_NONBLOCK); err == nil {
+					_, err = syscall.Write(p[1], []byte("x"))
+				}
+			}
 		}
-		got = append(got, "USR1")
+		syscall.Close(p[0])
+		syscall.Close(p[1])
 	}
-	if err := os.WriteFile(log, []byte(strings.Join(got, "\n")), 0o644); err != nil {
-		return 1
+	if err != nil {
+		report("sigio_setup", err)
 	}
-	return 0
 }
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// victimScript traps one signal per route and prints what it got when the
+// parent sends SIGUSR2. A single-threaded shell is used on purpose: all
+// signals pending when SIGUSR2 arrives are handled on the same return to
+// user space, before wait returns, so none is missed.
+const victimScript = `got=""; done=""
+trap 'got="$got USR1"' USR1
+trap 'got="$got HUP"' HUP
+trap 'got="$got ALRM"' ALRM
+trap 'got="$got WINCH"' WINCH
+trap 'got="$got PWR"' PWR
+trap 'done=1' USR2
+echo ready
+while [ -z "$done" ]; do sleep 1000 >/dev/null & pid=$!; wait $pid; kill $pid 2>/dev/null; done
+echo "got:$got"
+`
+
+// allVictimSignals is what the victim prints when every route worked.
+const allVictimSignals = "ALRM HUP PWR USR1 WINCH"
 
 // server counts connections that arrive before the parent's marker
 // connection, which writes "M". Accept is in order, so when the marker is
@@ -366,14 +407,14 @@ func runAttacker(t *testing.T, apply bool, abi int) outcome {
 	must(os.WriteFile(filepath.Join(root, "single"), []byte("single"), 0o644))
 
 	// Victim outside the domain.
-	victimLog := filepath.Join(root, "victim.log")
-	victim := exec.Command(os.Args[0])
-	victim.Env = append(os.Environ(), envVictim+"="+victimLog)
-	vout, err := victim.StdoutPipe()
+	victim := exec.Command("/bin/sh", "-c", victimScript)
+	victim.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	vpipe, err := victim.StdoutPipe()
 	must(err)
 	must(victim.Start())
-	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
-	if line, _ := bufio.NewReader(vout).ReadString('\n'); line != "ready\n" {
+	t.Cleanup(func() { syscall.Kill(-victim.Process.Pid, syscall.SIGKILL); victim.Wait() })
+	vout := bufio.NewReader(vpipe)
+	if line, _ := vout.ReadString('\n'); line != "ready\n" {
 		t.Fatalf("victim not ready: %q", line)
 	}
 
@@ -438,8 +479,15 @@ func runAttacker(t *testing.T, apply bool, abi int) outcome {
 		o.exists[strings.TrimPrefix(p, root+"/")] = err == nil
 	}
 	must(victim.Process.Signal(syscall.SIGUSR2))
+	last, _ := io.ReadAll(vout)
 	must(victim.Wait())
-	o.victim = read(victimLog)
+	got, ok := strings.CutPrefix(strings.TrimSpace(string(last)), "got:")
+	if !ok {
+		t.Fatalf("victim printed %q", last)
+	}
+	words := strings.Fields(got)
+	slices.Sort(words)
+	o.victim = strings.Join(words, " ")
 	o.abstract, o.tcpDeny, o.tcpAllow = abs.connections(t), deny.connections(t), allow.connections(t)
 	if strings.Contains(o.output, secretText) {
 		o.output = strings.ReplaceAll(o.output, secretText, "<SECRET>")
@@ -457,7 +505,8 @@ func TestLandlockAttacks(t *testing.T) {
 	t.Logf("uid %d, kernel Landlock ABI %d", os.Getuid(), kernel)
 	positive := []string{"read_a", "read_single", "write_b", "rename_within_b", "connect_tcp_allowed_port"}
 	attacks := []string{"write_a_canary", "create_outside", "mkdir_outside", "read_secret",
-		"rename_b_into_a", "link_a_into_b", "truncate_a", "open_trunc_a", "kill_victim",
+		"rename_b_into_a", "link_a_into_b", "truncate_a", "open_trunc_a",
+		"kill_victim", "tgkill_victim", "sigqueue_victim", "pidfd_victim",
 		"connect_abstract", "connect_tcp_denied_port", "ioctl_dev",
 		"sh_write_a", "sh_read_secret", "sh_create_outside", "thread_read_secret"}
 
@@ -468,7 +517,7 @@ func TestLandlockAttacks(t *testing.T) {
 				t.Errorf("control: %s = %q, want ok", name, o.results[name])
 			}
 		}
-		if !strings.Contains(o.output, "<SECRET>") || o.victim != "USR1" || o.abstract != 1 || o.tcpDeny != 1 || o.tcpAllow != 1 {
+		if !strings.Contains(o.output, "<SECRET>") || o.victim != allVictimSignals || o.abstract != 1 || o.tcpDeny != 1 || o.tcpAllow != 1 {
 			t.Errorf("control: oracles missed attacks: secret seen %v, victim %q, abstract %d, tcp %d/%d",
 				strings.Contains(o.output, "<SECRET>"), o.victim, o.abstract, o.tcpDeny, o.tcpAllow)
 		}
@@ -492,6 +541,9 @@ func TestLandlockAttacks(t *testing.T) {
 				"truncate_a": gap["truncate"], "open_trunc_a": gap["truncate"],
 				"ioctl_dev":               gap["ioctl_dev"],
 				"kill_victim":             gap["scope_signal"],
+				"tgkill_victim":           gap["scope_signal"],
+				"sigqueue_victim":         gap["scope_signal"],
+				"pidfd_victim":            gap["scope_signal"],
 				"connect_abstract":        gap["scope_abstract_unix"],
 				"connect_tcp_denied_port": gap["tcp"],
 				// ABI 1 denies every move across directories.
@@ -538,7 +590,11 @@ func TestLandlockAttacks(t *testing.T) {
 				}
 				return 0
 			}
-			if want := strings.Repeat("USR1", count(gap["scope_signal"])); o.victim != want {
+			want := ""
+			if gap["scope_signal"] {
+				want = allVictimSignals
+			}
+			if o.victim != want {
 				t.Errorf("victim log %q, want %q", o.victim, want)
 			}
 			if o.abstract != count(gap["scope_abstract_unix"]) || o.tcpDeny != count(gap["tcp"]) || o.tcpAllow != 1 {
