@@ -20,8 +20,8 @@ func TestMain(m *testing.M) {
 
 type captureResult struct {
 	TCP4Reply, TCP6Reply, DNSReply string
-	TCPErr4, TCPErr6, DNSErr     string
-	UDPOtherGot, UDPLoopGot      bool
+	TCPErr4, TCPErr6, DNSErr       string
+	UDPOtherGot, UDPLoopGot        bool
 }
 
 // captureScenario runs inside the sandbox: raw connects to arbitrary

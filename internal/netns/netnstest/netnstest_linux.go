@@ -70,8 +70,9 @@ type Sandbox struct {
 }
 
 // Start creates the namespaces, runs the helper in them and returns the
-// sockets it made. The scenario runs as soon as the helper has exited.
-func Start(t testing.TB, cfg netns.Config, scenario string) (*netns.Listeners, *Sandbox) {
+// sockets it made. The scenario runs as soon as the helper has exited, with
+// env added to its environment.
+func Start(t testing.TB, cfg netns.Config, scenario string, env ...string) (*netns.Listeners, *Sandbox) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -82,6 +83,7 @@ func Start(t testing.TB, cfg netns.Config, scenario string) (*netns.Listeners, *
 	cj, _ := json.Marshal(cfg)
 	sb := &Sandbox{cmd: exec.Command(os.Args[0], "-test.run=^$")}
 	sb.cmd.Env = []string{envRole + "=sandbox", envScenario + "=" + scenario, envConfig + "=" + string(cj)}
+	sb.cmd.Env = append(sb.cmd.Env, env...)
 	sb.cmd.ExtraFiles = []*os.File{child}
 	sb.cmd.Stdout, sb.cmd.Stderr = &sb.stdout, &sb.stderr
 	sb.cmd.SysProcAttr = &syscall.SysProcAttr{

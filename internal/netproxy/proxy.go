@@ -1,0 +1,486 @@
+package netproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/netns"
+)
+
+// Resolver resolves names in the broker; *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Options configures a Proxy. Zero values take the defaults.
+type Options struct {
+	Resolver    Resolver                                                          // default net.DefaultResolver
+	Dial        func(ctx context.Context, network, addr string) (net.Conn, error) // default net.Dialer
+	DialTimeout time.Duration                                                     // default 10s
+	// OnConn, if set, is called once per attempt when it is decided or
+	// finished (for -v live printing). It must not block for long.
+	OnConn func(Conn)
+	// MaxLog caps the connection log (default 10000); later attempts are
+	// counted in Dropped.
+	MaxLog int
+
+	// permit lets tests use loopback servers as "the internet".
+	permit func(netip.Addr) bool
+}
+
+// Conn is one connection attempt (or refused DNS lookup) seen by the broker.
+type Conn struct {
+	Time     time.Time
+	Proto    string // "tcp" (captured), "http-connect", "http", "dns"
+	Name     string // host name, when known
+	IP       string // address dialled or requested
+	Port     int
+	Allowed  bool   // the policy allowed it (it may still have failed: see Reason)
+	Reason   string // rule that decided, or why it failed
+	BytesOut int64  // sandbox -> remote
+	BytesIn  int64  // remote -> sandbox
+}
+
+// Proxy is the broker's egress proxy for one sandbox.
+type Proxy struct {
+	m    *matcher
+	fake *fakeIPs
+	opts Options
+	ctx  context.Context
+	stop context.CancelFunc
+
+	mu      sync.Mutex
+	log     []Conn
+	dropped int
+	closed  bool
+	conns   map[io.Closer]struct{}
+	wg      sync.WaitGroup
+}
+
+// New compiles the policy; malformed entries are an error.
+func New(policy Policy, opts Options) (*Proxy, error) {
+	m, err := compile(policy)
+	if err != nil {
+		return nil, err
+	}
+	m.permit = opts.permit
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.Dial == nil {
+		d := &net.Dialer{}
+		opts.Dial = d.DialContext
+	}
+	if opts.MaxLog == 0 {
+		opts.MaxLog = 10000
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Proxy{m: m, fake: newFakeIPs(), opts: opts, ctx: ctx, stop: stop, conns: map[io.Closer]struct{}{}}, nil
+}
+
+// Serve starts serving the sockets from the sandbox's namespace and returns;
+// the Proxy owns them from now on. Close stops it.
+func (p *Proxy) Serve(l *netns.Listeners) error {
+	if l == nil || l.Capture4 == nil || l.DNS4 == nil || l.HTTP == nil {
+		return errors.New("netproxy: incomplete listener set")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return net.ErrClosed
+	}
+	for _, ln := range []*net.TCPListener{l.Capture4, l.Capture6} {
+		if ln != nil {
+			p.track(ln)
+			p.goAccept(ln, p.handleCaptured)
+		}
+	}
+	p.track(l.HTTP)
+	p.goAccept(l.HTTP, p.handleHTTP)
+	for _, pc := range []*net.UDPConn{l.DNS4, l.DNS6} {
+		if pc != nil {
+			p.track(pc)
+			p.wg.Add(1)
+			go p.serveDNS(pc)
+		}
+	}
+	return nil
+}
+
+// track registers c to be closed by Close; p.mu must be held.
+func (p *Proxy) track(c io.Closer) { p.conns[c] = struct{}{} }
+
+func (p *Proxy) goAccept(ln *net.TCPListener, handle func(*net.TCPConn)) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.AcceptTCP()
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					continue
+				}
+				return
+			}
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				c.Close()
+				return
+			}
+			p.track(c)
+			p.wg.Add(1)
+			p.mu.Unlock()
+			go func() {
+				defer p.wg.Done()
+				handle(c)
+				p.mu.Lock()
+				delete(p.conns, c)
+				p.mu.Unlock()
+				c.Close()
+			}()
+		}
+	}()
+}
+
+// Close stops serving, closes every socket and waits for the handlers.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.stop()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// Log returns a copy of the connection log so far.
+func (p *Proxy) Log() []Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Conn(nil), p.log...)
+}
+
+// Dropped is the number of attempts not kept because the log was full.
+func (p *Proxy) Dropped() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+func (p *Proxy) record(c Conn) {
+	if c.Time.IsZero() {
+		c.Time = time.Now()
+	}
+	p.mu.Lock()
+	if len(p.log) < p.opts.MaxLog {
+		p.log = append(p.log, c)
+	} else {
+		p.dropped++
+	}
+	p.mu.Unlock()
+	if p.opts.OnConn != nil {
+		p.opts.OnConn(c)
+	}
+}
+
+func (p *Proxy) serveDNS(pc *net.UDPConn) {
+	defer p.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		reply, denied := p.answerDNS(buf[:n])
+		if denied != nil {
+			p.record(*denied)
+		}
+		if reply != nil {
+			pc.WriteToUDPAddrPort(reply, from)
+		}
+	}
+}
+
+// reset closes c with RST so the sandboxed client fails at once.
+func reset(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
+}
+
+// destination turns what the sandbox asked for into a name or a literal
+// address: synthetic addresses map back to the name they were issued for.
+func (p *Proxy) destination(host string) (name string, addr netip.Addr, err error) {
+	if a, perr := netip.ParseAddr(host); perr == nil {
+		if isFake(a) {
+			n, ok := p.fake.lookup(a)
+			if !ok {
+				return "", a, errors.New("unknown synthetic address")
+			}
+			return n, a, nil
+		}
+		return "", a.Unmap(), nil
+	}
+	n, ok := canonicalName(host)
+	if !ok {
+		return "", netip.Addr{}, errors.New("malformed host name")
+	}
+	return n, netip.Addr{}, nil
+}
+
+// dial applies the policy to (name or addr):port, resolves in the broker,
+// filters the results and connects. entry is filled for the log; up is nil
+// when refused or failed.
+func (p *Proxy) dial(name string, addr netip.Addr, port uint16, entry *Conn) net.Conn {
+	entry.Name, entry.Port = name, int(port)
+	if addr.IsValid() {
+		entry.IP = addr.String()
+	}
+	var candidates []netip.Addr
+	if name != "" {
+		entry.Allowed, entry.Reason = p.m.checkName(name, port)
+		if !entry.Allowed {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, p.opts.DialTimeout)
+		addrs, err := p.opts.Resolver.LookupNetIP(ctx, "ip", name)
+		cancel()
+		if err != nil {
+			entry.Reason += "; resolve failed: " + err.Error()
+			return nil
+		}
+		refused := ""
+		for _, a := range addrs {
+			if ok, why := p.m.denyAddr(a.Unmap(), port); ok {
+				candidates = append(candidates, a.Unmap())
+			} else if refused == "" {
+				refused = fmt.Sprintf("%s (%s)", why, a.Unmap())
+			}
+		}
+		if len(candidates) == 0 {
+			entry.Allowed = false
+			if refused == "" {
+				refused = "no addresses"
+			}
+			entry.Reason = "name resolves only to refused addresses: " + refused
+			return nil
+		}
+	} else {
+		entry.Allowed, entry.Reason = p.m.checkAddr(addr, port)
+		if !entry.Allowed {
+			return nil
+		}
+		candidates = []netip.Addr{addr}
+	}
+	var lastErr error
+	for _, a := range candidates {
+		ctx, cancel := context.WithTimeout(p.ctx, p.opts.DialTimeout)
+		up, err := p.opts.Dial(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+		cancel()
+		if err == nil {
+			entry.IP = a.String()
+			return up
+		}
+		lastErr = err
+	}
+	entry.Reason += "; connect failed: " + lastErr.Error()
+	return nil
+}
+
+func (p *Proxy) handleCaptured(c *net.TCPConn) {
+	entry := Conn{Time: time.Now(), Proto: "tcp"}
+	dst, err := netns.OriginalDst(c)
+	if err != nil {
+		entry.Reason = "no original destination: " + err.Error()
+		p.record(entry)
+		reset(c)
+		return
+	}
+	name, addr, err := p.destination(dst.Addr().String())
+	if err != nil {
+		entry.IP, entry.Port, entry.Reason = dst.Addr().String(), int(dst.Port()), err.Error()
+		p.record(entry)
+		reset(c)
+		return
+	}
+	up := p.dial(name, addr, dst.Port(), &entry)
+	if up == nil {
+		p.record(entry)
+		reset(c)
+		return
+	}
+	p.relay(c, up, nil, &entry)
+	p.record(entry)
+}
+
+// relay copies both ways until both directions end, counting bytes.
+// prelude is client data already read (HTTP CONNECT buffering).
+func (p *Proxy) relay(client *net.TCPConn, up net.Conn, prelude []byte, entry *Conn) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		up.Close()
+		return
+	}
+	p.track(up)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, up)
+		p.mu.Unlock()
+		up.Close()
+	}()
+	if len(prelude) > 0 {
+		n, err := up.Write(prelude)
+		entry.BytesOut += int64(n)
+		if err != nil {
+			return
+		}
+	}
+	done := make(chan int64)
+	go func() {
+		n, _ := io.Copy(up, client)
+		closeWrite(up)
+		done <- n
+	}()
+	n, _ := io.Copy(client, up)
+	client.CloseWrite()
+	entry.BytesIn += n
+	entry.BytesOut += <-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
+
+// handleHTTP serves one request of a proxy-aware client: CONNECT host:port,
+// or a plain http:// request forwarded with Connection: close.
+func (p *Proxy) handleHTTP(c *net.TCPConn) {
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	entry := Conn{Time: time.Now(), Proto: "http"}
+	var host, portStr string
+	if req.Method == http.MethodConnect {
+		entry.Proto = "http-connect"
+		host, portStr, err = net.SplitHostPort(req.Host)
+		if err != nil {
+			host, portStr, err = req.Host, "443", nil
+		}
+	} else {
+		if req.URL.Scheme != "http" || req.URL.Host == "" {
+			httpError(c, 400, "airlock proxy: want CONNECT or an absolute http:// URL")
+			return
+		}
+		host, portStr = req.URL.Hostname(), req.URL.Port()
+		if portStr == "" {
+			portStr = "80"
+		}
+	}
+	port, perr := strconv.ParseUint(portStr, 10, 16)
+	name, addr, derr := p.destination(host)
+	if perr != nil || port == 0 || derr != nil {
+		entry.Name, entry.Reason = host, "malformed destination"
+		p.record(entry)
+		httpError(c, 400, "airlock proxy: malformed destination "+strconv.Quote(req.Host))
+		return
+	}
+	up := p.dial(name, addr, uint16(port), &entry)
+	if up == nil {
+		p.record(entry)
+		code := 403
+		if entry.Allowed {
+			code = 502
+		}
+		httpError(c, code, "airlock: "+entry.Reason)
+		return
+	}
+	if req.Method == http.MethodConnect {
+		if _, err := c.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+			up.Close()
+			p.record(entry)
+			return
+		}
+		var prelude []byte
+		if n := br.Buffered(); n > 0 {
+			prelude, _ = br.Peek(n)
+		}
+		p.relay(c, up, prelude, &entry)
+		p.record(entry)
+		return
+	}
+	req.Header.Del("Proxy-Connection")
+	req.Header.Del("Proxy-Authorization")
+	req.Close = true
+	cw := &countWriter{w: up}
+	if err := req.Write(cw); err != nil {
+		up.Close()
+		entry.BytesOut = cw.n
+		entry.Reason += "; forward failed: " + err.Error()
+		p.record(entry)
+		return
+	}
+	closeWrite(up)
+	n, _ := io.Copy(c, up)
+	up.Close()
+	entry.BytesOut, entry.BytesIn = cw.n, n
+	p.record(entry)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func httpError(c net.Conn, code int, msg string) {
+	msg += "\n"
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(msg), msg)
+}
+
+// ProxyEnv returns the proxy variables the launcher sets for the target, for
+// the default HTTP proxy port.
+func ProxyEnv() []string {
+	u := "http://127.0.0.1:" + strconv.Itoa(netns.DefaultHTTPPort)
+	noProxy := "localhost,127.0.0.1,::1"
+	return []string{
+		"HTTP_PROXY=" + u, "HTTPS_PROXY=" + u, "ALL_PROXY=" + u,
+		"http_proxy=" + u, "https_proxy=" + u, "all_proxy=" + u,
+		"NO_PROXY=" + noProxy, "no_proxy=" + noProxy,
+	}
+}
