@@ -30,10 +30,14 @@ const NumSlots = 4
 //     StoreFDAt pointer p, store int32(r1) at p; then skip the next
 //     SkipOnOK ops.
 //
+// Result and ArgFromSlot hold -1 or a slot index below NumSlots. StoreFDAt
+// has two entries because a path rule exists in two forms (directory, and
+// file as the EINVAL fallback) and both need the opened fd as parent_fd.
 // Skips never run past the end. Pointers in Args point into the Prepared
 // they came from, which must stay reachable (runtime.KeepAlive) until the
-// child has run the ops. Running the ops writes fds into that memory, so a
-// Prepared must not be used by two children at the same time.
+// child has run the ops. Running the ops writes fds into that memory (the
+// parent's own memory when the child shares it, CLONE_VM), so a Prepared
+// must not be used by two children at the same time.
 type Op struct {
 	Nr          uintptr
 	Args        [6]uintptr
