@@ -1,0 +1,590 @@
+package airlock_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock"
+)
+
+// Sandbox tests attack the sandbox with a hostile helper (this test binary,
+// re-run inside with AIRLOCK_HOSTILE set) and check the effect from outside.
+// .ci/run runs them as root and as an unprivileged user.
+
+var (
+	hostileBin string // a world-readable copy of this test binary
+	cliBin     string // the airlock CLI, built once
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("AIRLOCK_HOSTILE"); mode != "" {
+		os.Exit(hostile(mode, os.Args[1:]))
+	}
+	dir, err := os.MkdirTemp("", "airlock-test-bin-")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755)
+	hostileBin = filepath.Join(dir, "hostile")
+	self, _ := os.Executable()
+	if b, err := os.ReadFile(self); err == nil {
+		os.WriteFile(hostileBin, b, 0o755)
+	}
+	cliBin = os.Getenv("AIRLOCK_BIN") // .ci/run builds it once for both users
+	if cliBin == "" {
+		cliBin = filepath.Join(dir, "airlock")
+		if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", cliBin, "./cmd/airlock").CombinedOutput(); err != nil {
+		cliBin = "" // tests needing the CLI fail with this output
+			fmt.Fprintf(os.Stderr, "building the CLI failed (go toolchain needed): %s\n", out)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// hostile runs one attack from inside the sandbox and prints what it saw.
+func hostile(mode string, args []string) int {
+	switch mode {
+	case "fds":
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			t, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			fmt.Printf("%s %s\n", e.Name(), t)
+			if n, _ := strconv.Atoi(e.Name()); n > 2 {
+				var b [64]byte
+				if k, err := syscall.Pread(n, b[:], 0); err == nil {
+					fmt.Printf("read %q\n", b[:k])
+				}
+				if err := syscall.Fchdir(n); err == nil {
+					wd, _ := os.Getwd()
+					fmt.Printf("fchdir %s\n", wd)
+				}
+			}
+		}
+	case "tiocsti":
+		for _, req := range []uintptr{unix.TIOCSTI, 0x123<<32 | unix.TIOCSTI} {
+			c := byte('X')
+			_, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, req, uintptr(unsafePointer(&c)))
+			fmt.Printf("tiocsti %#x: %v\n", req, e)
+		}
+	case "kill":
+		pid, _ := strconv.Atoi(args[0])
+		fmt.Println("kill pid:", syscall.Kill(pid, syscall.SIGUSR1))
+		fmt.Println("kill -1:", syscall.Kill(-1, syscall.SIGUSR1))
+		fmt.Println("setpriority:", syscall.Setpriority(syscall.PRIO_PROCESS, pid, 19))
+		_, _, e := syscall.Syscall6(syscall.SYS_PTRACE, syscall.PTRACE_ATTACH, uintptr(pid), 0, 0, 0, 0)
+		fmt.Println("ptrace victim:", e)
+		_, _, e = syscall.Syscall6(syscall.SYS_PTRACE, syscall.PTRACE_ATTACH, uintptr(os.Getppid()), 0, 0, 0, 0)
+		fmt.Println("ptrace parent:", e)
+	case "exe":
+		// A4: try to open every process's executable for writing.
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			f, err := os.OpenFile("/proc/"+e.Name()+"/exe", os.O_WRONLY, 0)
+			fmt.Printf("open /proc/%s/exe: %v\n", e.Name(), err)
+			if err == nil {
+				f.Close()
+			}
+		}
+	case "shm":
+		id, _, e := syscall.Syscall(syscall.SYS_SHMGET, 0x5B0C0A1, 0, 0)
+		fmt.Println("shmget:", int(id), e)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown hostile mode", mode)
+		return 2
+	}
+	return 0
+}
+
+// policy is the default policy plus the hostile helper.
+func policy(t *testing.T) airlock.Policy {
+	t.Helper()
+	p := airlock.DefaultPolicy()
+	p.Mounts = append(p.Mounts, airlock.ReadOnly(hostileBin, "/.airlock/hostile"))
+	p.Env = append(p.Env, "AIRLOCK_HOSTILE=")
+	return p
+}
+
+func runHostile(t *testing.T, p airlock.Policy, mode string, args ...string) string {
+	t.Helper()
+	c := airlock.Command(p, "/.airlock/hostile", args...)
+	c.Env = []string{"AIRLOCK_HOSTILE=" + mode}
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hostile %s: %v\n%s", mode, err, out)
+	}
+	return string(out)
+}
+
+func run(t *testing.T, p airlock.Policy, script string) (string, *airlock.Result, error) {
+	t.Helper()
+	c := airlock.Command(p, "/bin/sh", "-c", script)
+	out, err := c.CombinedOutput()
+	return string(out), c.Result, err
+}
+
+// sandboxUID is the host uid the sandbox runs as.
+func sandboxUID() int {
+	if os.Geteuid() == 0 {
+		return 65534
+	}
+	return os.Getuid()
+}
+
+// canaryDir makes a host directory with a secret and returns it.
+func canaryDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "airlock-canary-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	os.Chmod(d, 0o777)
+	if err := os.WriteFile(filepath.Join(d, "secret"), []byte("canary-secret-4417"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		os.Chown(d, sandboxUID(), sandboxUID())
+		os.Chown(filepath.Join(d, "secret"), sandboxUID(), sandboxUID())
+	}
+	return d
+}
+
+func TestStatuses(t *testing.T) {
+	p := airlock.DefaultPolicy()
+	cases := []struct {
+		script string
+		status airlock.Status
+		code   int
+		signal string
+	}{
+		{"exit 0", airlock.OK, 0, ""},
+		{"exit 3", airlock.NonZeroExit, 3, ""},
+		{"kill -SEGV $$", airlock.Signaled, 128 + 11, "SIGSEGV"},
+	}
+	for _, tc := range cases {
+		_, res, _ := run(t, p, tc.script)
+		if res.Status != tc.status || res.ExitCode != tc.code || res.Signal != tc.signal {
+			t.Errorf("%q: got %s/%d/%s, want %s/%d/%s", tc.script, res.Status, res.ExitCode, res.Signal, tc.status, tc.code, tc.signal)
+		}
+	}
+	p.Limits.WallTime = 300 * time.Millisecond
+	_, res, err := run(t, p, "sleep 30")
+	var ee *airlock.ExitError
+	if !errors.As(err, &ee) || res.Status != airlock.WallTimeLimit {
+		t.Errorf("sleep past the wall limit: err %v, status %s", err, res.Status)
+	}
+	c := airlock.Command(airlock.DefaultPolicy(), "no-such-program-here")
+	err = c.Run()
+	var se *airlock.SetupError
+	if !errors.As(err, &se) || !errors.Is(err, syscall.ENOENT) || c.Result.Status != airlock.StatusSetupError {
+		t.Errorf("missing program: err %v (%T), status %v", err, err, c.Result.Status)
+	}
+}
+
+func TestContextCancelKillsTree(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := airlock.CommandContext(ctx, airlock.DefaultPolicy(), "/bin/sh", "-c", "sleep 30 & sleep 30")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := c.Wait(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait after cancel: %v", err)
+	}
+}
+
+// A9, A12, B1-style: nothing outside the grants is writable or readable.
+func TestFilesystemGrants(t *testing.T) {
+	ro, rw, hidden := canaryDir(t), canaryDir(t), canaryDir(t)
+	p := policy(t)
+	p.Mounts = append(p.Mounts, airlock.ReadOnly(ro, "/ro"), airlock.ReadWrite(rw, "/rw"))
+	script := `
+echo pwned > /ro/secret; echo new > /ro/new; mkdir -p /ro/.git/hooks
+echo written > /rw/out
+ln /ro/secret /rw/hardlink
+ln /usr/bin/env /rw/hardlink2
+cat ` + hidden + `/secret; ls / ; echo x > /etc/passwd; echo x > /usr/evil
+echo x > /tmp/t && echo tmp-ok
+cat /etc/shadow
+cat /proc/kcore | head -c 10
+`
+	out, _, _ := run(t, p, script)
+	if b, _ := os.ReadFile(filepath.Join(ro, "secret")); string(b) != "canary-secret-4417" {
+		t.Errorf("read-only canary changed: %q", b)
+	}
+	for _, f := range []string{filepath.Join(ro, "new"), filepath.Join(ro, ".git"), filepath.Join(rw, "hardlink"), filepath.Join(rw, "hardlink2")} {
+		if _, err := os.Lstat(f); err == nil {
+			t.Errorf("%s was created on the host", f)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(rw, "out")); string(b) != "written\n" {
+		t.Errorf("writable grant not writable: %q\n%s", b, out)
+	}
+	if strings.Contains(out, "canary-secret-4417") {
+		t.Errorf("ungranted host file readable:\n%s", out)
+	}
+	if !strings.Contains(out, "tmp-ok") {
+		t.Errorf("private /tmp not writable:\n%s", out)
+	}
+	if _, err := os.Stat("/usr/evil"); err == nil {
+		t.Errorf("/usr/evil created on the host")
+	}
+	if strings.Contains(out, "root:") && strings.Contains(out, "$") {
+		t.Errorf("/etc/shadow readable:\n%s", out)
+	}
+}
+
+// Files owned by host root with mode 0600 stay unreadable: the sandbox user is
+// never host root.
+func TestRootOwnedFileUnreadable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a root-owned 0600 file; the unprivileged run covers the non-root mapping")
+	}
+	d := canaryDir(t)
+	f := filepath.Join(d, "rootonly")
+	os.WriteFile(f, []byte("root-only-7731"), 0o600)
+	os.Chown(f, 0, 0)
+	p := airlock.DefaultPolicy()
+	p.Mounts = append(p.Mounts, airlock.ReadOnly(d, "/d"))
+	out, _, _ := run(t, p, "id -u; cat /d/rootonly")
+	if strings.Contains(out, "root-only-7731") {
+		t.Fatalf("root-owned 0600 file readable:\n%s", out)
+	}
+	if !strings.HasPrefix(out, "65534") {
+		t.Errorf("sandbox uid: %q, want 65534", out)
+	}
+}
+
+// B3: the environment is explicit.
+func TestEnvironmentExplicit(t *testing.T) {
+	t.Setenv("SBX_CANARY_SECRET", "env-canary-991")
+	p := airlock.DefaultPolicy()
+	p.Env = append(p.Env, "GIVEN=yes")
+	out, _, err := run(t, p, "env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "env-canary-991") {
+		t.Errorf("broker environment leaked:\n%s", out)
+	}
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, _, _ := strings.Cut(l, "=")
+		keys = append(keys, k)
+	}
+	want := map[string]bool{"PATH": true, "HOME": true, "TERM": true, "LANG": true, "GIVEN": true, "PWD": true, "SHLVL": true, "_": true}
+	for _, k := range keys {
+		if !want[k] {
+			t.Errorf("unexpected variable %s inside", k)
+		}
+	}
+}
+
+// A3: fds the broker holds, even without close-on-exec, never reach the target.
+func TestInheritedFdsClosed(t *testing.T) {
+	d := canaryDir(t)
+	fd, err := syscall.Open(filepath.Join(d, "secret"), syscall.O_RDONLY, 0) // no O_CLOEXEC on purpose
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	dfd, err := syscall.Open(d, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dfd)
+	out := runHostile(t, policy(t), "fds")
+	if strings.Contains(out, "canary-secret") || strings.Contains(out, d) || strings.Contains(out, "fchdir") {
+		t.Fatalf("inherited fd reachable inside:\n%s", out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		n, _, _ := strings.Cut(l, " ")
+		if i, err := strconv.Atoi(n); err == nil && i > 3 {
+			t.Errorf("unexpected fd inside: %s", l)
+		}
+	}
+}
+
+// victim starts an outside process running as the sandbox's host uid that
+// records every SIGUSR1 it receives.
+func victim(t *testing.T) (pid int, log string) {
+	t.Helper()
+	d := canaryDir(t)
+	log = filepath.Join(d, "signals")
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666)
+	cmd := exec.Command("/bin/sh", "-c", `trap 'echo USR1 >> `+log+`' USR1; echo ready >> `+log+`.ready; while :; do sleep 0.05; done`)
+	cmd.Env = []string{"VICTIM_SECRET=victim-env-5521", "PATH=/usr/bin:/bin"}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(sandboxUID()), Gid: uint32(sandboxUID())}}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 200; i++ {
+		if _, err := os.Stat(log + ".ready"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd.Process.Pid, log
+}
+
+// B2, C1, C2, C6: other processes are invisible and untouchable.
+func TestOtherProcessesUnreachable(t *testing.T) {
+	pid, log := victim(t)
+	// Prove the oracle works: a signal from outside is recorded.
+	out := runHostile(t, policy(t), "kill", strconv.Itoa(pid))
+	out2, _, _ := run(t, airlock.DefaultPolicy(), "ls /proc; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'")
+	time.Sleep(200 * time.Millisecond)
+	if b, _ := os.ReadFile(log); len(b) != 0 {
+		t.Fatalf("victim got a signal from inside:\n%s\nattack output:\n%s", b, out)
+	}
+	if strings.Contains(out2, "victim-env-5521") || strings.Contains(out2, strconv.Itoa(pid)+"\n") {
+		t.Errorf("victim visible inside:\n%s", out2)
+	}
+	var st syscall.Stat_t
+	_ = st
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, pid); err == nil && prio != 20 && prio != 0 {
+		t.Errorf("victim priority changed to %d", prio)
+	}
+	syscall.Kill(pid, syscall.SIGUSR1)
+	for i := 0; i < 100; i++ {
+		if b, _ := os.ReadFile(log); len(b) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("oracle broken: the victim did not record a signal sent from outside")
+}
+
+// A4: the host binary that starts the sandbox cannot be rewritten from inside.
+func TestHelperBinaryNotWritable(t *testing.T) {
+	before, _ := os.ReadFile(hostileBin)
+	out := runHostile(t, policy(t), "exe")
+	after, _ := os.ReadFile(hostileBin)
+	if !bytes.Equal(before, after) {
+		t.Fatal("the helper binary changed on the host")
+	}
+	if strings.Contains(out, ": <nil>") {
+		t.Errorf("an executable was opened for writing:\n%s", out)
+	}
+}
+
+// E1: the target never holds the caller's terminal; TIOCSTI cannot type into it.
+func TestTIOCSTIIntoCallerTerminal(t *testing.T) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip("no /dev/ptmx on this host: cannot build a terminal to attack")
+	}
+	defer m.Close()
+	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
+	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Non-canonical, so queued input counts before a newline.
+	if tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS); err == nil {
+		tio.Lflag &^= unix.ICANON | unix.ECHO
+		unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio)
+	}
+	// Prove the oracle: TIOCSTI from here lands in the slave's input queue
+	// (needs dev.tty.legacy_tiocsti=1 or CAP_SYS_ADMIN).
+	c := byte('Q')
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, s.Fd(), unix.TIOCSTI, uintptr(unsafePointer(&c)))
+	oracle := e == 0
+	if oracle {
+		if q, _ := unix.IoctlGetInt(int(s.Fd()), unix.TIOCINQ); q != 1 {
+			t.Fatalf("oracle: %d bytes queued after one TIOCSTI", q)
+		}
+		unix.IoctlSetInt(int(s.Fd()), unix.TCFLSH, unix.TCIFLUSH)
+	}
+	cmd := airlock.Command(policy(t), "/.airlock/hostile")
+	cmd.Env = []string{"AIRLOCK_HOSTILE=tiocsti"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	go io.Copy(io.Discard, m)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := unix.IoctlGetInt(int(s.Fd()), unix.TIOCINQ); q != 0 {
+		t.Fatalf("%d bytes were injected into the caller's terminal", q)
+	}
+	if !oracle {
+		t.Log("TIOCSTI is disabled on this host (legacy_tiocsti=0): the check above is weaker")
+	}
+}
+
+// D1, D2, D3: abstract and pathname sockets, SysV IPC and /dev/shm of the host.
+func TestHostIPCUnreachable(t *testing.T) {
+	abs, err := net_ListenUnix("@airlock-canary-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer abs.Close()
+	d := canaryDir(t)
+	pathSock := filepath.Join(d, "canary.sock")
+	ps, err := net_ListenUnix(pathSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	os.Chmod(pathSock, 0o777)
+	id, _, e := syscall.Syscall(syscall.SYS_SHMGET, 0x5B0C0A1, 4096, 01000|0o666)
+	if e != 0 {
+		t.Fatalf("shmget: %v", e)
+	}
+	defer syscall.Syscall(syscall.SYS_SHMCTL, id, 0 /* IPC_RMID */, 0)
+	os.WriteFile("/dev/shm/airlock-canary", []byte("shm-canary-662"), 0o644)
+	defer os.Remove("/dev/shm/airlock-canary")
+
+	p := policy(t)
+	script := `
+/.airlock/hostile; cat /dev/shm/airlock-canary
+python3 - <<'P' 2>&1 || true
+import socket
+for a in ["\0airlock-canary-` + strconv.Itoa(os.Getpid()) + `", "` + pathSock + `"]:
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(a); print("CONNECTED", a)
+    except Exception as e: print("refused", a, e)
+P`
+	c := airlock.Command(p, "/bin/sh", "-c", script)
+	c.Env = []string{"AIRLOCK_HOSTILE=shm"}
+	out, _ := c.CombinedOutput()
+	if strings.Contains(string(out), "CONNECTED") || strings.Contains(string(out), "shm-canary-662") {
+		t.Errorf("host IPC reachable:\n%s", out)
+	}
+	if !strings.Contains(string(out), "shmget: -1") {
+		t.Errorf("host SysV segment visible:\n%s", out)
+	}
+	for _, l := range []*unixListener{abs, ps} {
+		if l.accepted() > 0 {
+			t.Errorf("%s accepted a connection from inside", l.addr)
+		}
+	}
+}
+
+// C5: killing the broker with SIGKILL kills the whole tree, daemons included.
+func TestBrokerDeathKillsTree(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the CLI did not build")
+	}
+	marker := strconv.Itoa(600000 + os.Getpid()%10000)
+	cmd := exec.Command(cliBin, "run", "--", "/bin/sh", "-c", "setsid sh -c 'sleep "+marker+" & sleep "+marker+"' & sleep "+marker)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300 && countProcs("sleep "+marker) < 3; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := countProcs("sleep " + marker); n < 3 {
+		t.Fatalf("expected 3 sleeps inside, saw %d", n)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	for i := 0; i < 200; i++ {
+		if countProcs("sleep "+marker) == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d sandboxed processes outlived the broker", countProcs("sleep "+marker))
+}
+
+// countProcs counts host processes whose command line is exactly cmdline.
+func countProcs(cmdline string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ") == cmdline {
+			n++
+		}
+	}
+	return n
+}
+
+// Nothing is left behind after normal, killed, timed-out and failed runs.
+func TestNoLeftovers(t *testing.T) {
+	mountsBefore, _ := os.ReadFile("/proc/self/mountinfo")
+	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "airlock*"))
+	p := airlock.DefaultPolicy()
+	marker := "sleep " + strconv.Itoa(700000+os.Getpid()%10000)
+	run(t, p, "true")
+	run(t, p, marker+" & kill -9 $$")
+	p2 := p
+	p2.Limits.WallTime = 100 * time.Millisecond
+	run(t, p2, marker+" & "+marker)
+	p3 := p
+	p3.Mounts = append(p3.Mounts, airlock.ReadOnly("/nonexistent-source", "/x"))
+	airlock.Command(p3, "true").Run()
+	airlock.Command(p, "/nonexistent-program").Run()
+	time.Sleep(100 * time.Millisecond)
+	if n := countProcs(marker); n != 0 {
+		t.Errorf("%d sandboxed processes remain", n)
+	}
+	if mountsAfter, _ := os.ReadFile("/proc/self/mountinfo"); !bytes.Equal(mountsBefore, mountsAfter) {
+		t.Errorf("host mounts changed")
+	}
+	tmpAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "airlock*"))
+	if len(tmpAfter) > len(tmpBefore) {
+		t.Errorf("temporary files left: %v", tmpAfter)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the CLI did not build")
+	}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"run", "--bogus", "--", "true"}, 125, "-bogus"},
+		{[]string{"run", "--memory", "lots", "--", "true"}, 125, "lots"},
+		{[]string{"run", "--ro", "/nonexistent-dir-x", "--", "true"}, 125, "/nonexistent-dir-x"},
+		{[]string{"run", "--", "/nonexistent-program"}, 127, "/nonexistent-program"},
+		{[]string{"run", "--policy", "/nonexistent.toml", "--", "true"}, 125, "nonexistent.toml"},
+		{[]string{"run", "--", "sh", "-c", "exit 7"}, 7, ""},
+		{[]string{"run", "--", "sh", "-c", "kill -TERM $$"}, 128 + 15, ""},
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(cliBin, tc.args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Run()
+		if got := cmd.ProcessState.ExitCode(); got != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, got, tc.code, stderr.String())
+		}
+		if tc.msg != "" && (!strings.Contains(stderr.String(), tc.msg) || strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0) {
+			t.Errorf("%v: want one line naming %q, got %q", tc.args, tc.msg, stderr.String())
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[limits]\nmemroy = \"1G\"\n"), 0o644)
+	out, _ := exec.Command(cliBin, "run", "--policy", bad, "--", "true").CombinedOutput()
+	if !strings.Contains(string(out), "memroy") {
+		t.Errorf("unknown policy key not named: %s", out)
+	}
+}
