@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	if cliBin == "" {
 		cliBin = filepath.Join(dir, "airlock")
 		if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", cliBin, "./cmd/airlock").CombinedOutput(); err != nil {
-		cliBin = "" // tests needing the CLI fail with this output
+			cliBin = "" // tests needing the CLI fail with this output
 			fmt.Fprintf(os.Stderr, "building the CLI failed (go toolchain needed): %s\n", out)
 		}
 	}
