@@ -38,7 +38,7 @@ func start(l *launch) (process, error) {
 	}
 	var base string
 	req := darwin.Request{Env: l.Env, Dir: l.Dir, Strict: strict, Tag: tag,
-		Launcher: darwin.LauncherInstalled(),
+		Launcher: darwin.LauncherInstalled(), TTYs: ttyPaths(l.Stdio),
 		Limits: darwin.Limits{CPUTime: p.Limits.CPUTime, Memory: p.Limits.Memory, Procs: p.Limits.Procs,
 			FileSize: p.Limits.FileSize, OpenFiles: p.Limits.OpenFiles, Stack: p.Limits.Stack, CPUs: p.Limits.CPUs}}
 	if h, err := os.UserHomeDir(); err == nil {
@@ -118,7 +118,9 @@ func start(l *launch) (process, error) {
 	}
 	cmd.Env, cmd.Dir = plan.Env, plan.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.Stdio[0], l.Stdio[1], l.Stdio[2]
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A new session: its own process group to kill, and no controlling
+	// terminal (no /dev/tty, no job-control stops when reading stdin).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	began := time.Now()
 	err = cmd.Start()
 	if ew != nil {
@@ -282,6 +284,39 @@ func removeTree(dir string) {
 		return nil
 	})
 	os.RemoveAll(dir)
+}
+
+// ttyPaths finds the device paths of the terminals among stdio, the way
+// ttyname does: by matching device numbers in /dev.
+func ttyPaths(stdio [3]*os.File) []string {
+	want := map[uint64]bool{}
+	for _, f := range stdio {
+		if f == nil {
+			continue
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				want[uint64(st.Rdev)] = true
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	ents, _ := os.ReadDir("/dev")
+	var out []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "tty") || e.Name() == "tty" {
+			continue
+		}
+		p := "/dev/" + e.Name()
+		if fi, err := os.Stat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && want[uint64(st.Rdev)] {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 func runTag() (string, error) {

@@ -96,7 +96,9 @@ func start(l *launch) (process, error) {
 	cmd.Env = []string{} // the launcher execs the target with plan.Env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.Stdio[0], l.Stdio[1], l.Stdio[2]
 	cmd.ExtraFiles = []*os.File{pr, ew} // openbsd.PlanFD, openbsd.ErrFD
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A new session: its own process group to kill, and no controlling
+	// terminal (no /dev/tty, no job-control stops when reading stdin).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	began := time.Now()
 	err = cmd.Start()
 	pr.Close()

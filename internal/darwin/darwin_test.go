@@ -120,7 +120,7 @@ func goldenCases() map[string]Request {
 		Mount{Kind: Tmpfs, Dest: home, Writable: true},
 		Mount{Kind: Bind, Source: "/Users/al/proj", Dest: "/Users/al/proj"}),
 		Env: []string{"PATH=/usr/bin:/bin", "HOME=" + home, "CACHE=" + home + "/.cache"},
-		Dir: "/Users/al/proj", Tag: "run-1", Home: home, Strict: true, Launcher: true,
+		Dir: "/Users/al/proj", Tag: "run-1", Home: home, Strict: true, Launcher: true, TTYs: []string{"/dev/ttys003"},
 		Limits: Limits{CPUTime: 1500 * time.Millisecond, FileSize: 1 << 20, OpenFiles: 64}}
 	proxy := def
 	proxy.Net, proxy.ProxyPort = NetProxy, 8123
@@ -167,8 +167,21 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run with -update to create)", err)
 			}
-			if b.String() != string(want) {
-				t.Errorf("%s differs from generated output:\n%s", file, b.String())
+			if got := b.String(); got != string(want) {
+				gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+				for i := 0; i < len(gl) || i < len(wl); i++ {
+					g, w := "<end>", "<end>"
+					if i < len(gl) {
+						g = gl[i]
+					}
+					if i < len(wl) {
+						w = wl[i]
+					}
+					if g != w {
+						t.Errorf("%s line %d:\n got %s\nwant %s\n(run with -update after checking)", file, i+1, g, w)
+						break
+					}
+				}
 			}
 		})
 	}
@@ -247,6 +260,9 @@ func TestRuleOrder(t *testing.T) {
 	}
 	if !strings.Contains(prof.Text, `(global-name "com.apple.pasteboard.1")`) {
 		t.Error("pasteboard not denied")
+	}
+	if strings.Contains(prof.Text, "file-ioctl (literal (param") || strings.Contains(prof.Text, "pseudo-tty") {
+		t.Error("terminal ioctls allowed: TIOCSTI could inject input into the user's shell")
 	}
 }
 

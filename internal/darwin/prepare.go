@@ -53,6 +53,8 @@ type Request struct {
 	Home string
 	// Launcher says the rlimit launcher hook is installed in this binary.
 	Launcher bool
+	// TTYs are the terminal devices among the target's stdio.
+	TTYs []string
 }
 
 // Host is the part of the host Prepare touches, injectable for tests.
@@ -120,7 +122,7 @@ func Canonical(p string, eval func(string) (string, error)) string {
 func Prepare(r Request, h Host) (Plan, error) {
 	pl := Plan{Env: append([]string(nil), r.Env...), Dir: r.Dir}
 	s := &pl.Spec
-	s.Tag, s.Net, s.ProxyPort = r.Tag, r.Net, r.ProxyPort
+	s.Tag, s.Net, s.ProxyPort, s.TTYs = r.Tag, r.Net, r.ProxyPort, r.TTYs
 	var degraded []string
 	var remap [][2]string // tmpfs dest -> per-run dir
 	var binds []string    // bind destinations, which win over a tmpfs below them

@@ -35,6 +35,9 @@ type Spec struct {
 	ProxyPort int // NetProxy only
 	// NoFork denies process-fork: the target cannot start children.
 	NoFork bool
+	// TTYs are terminal devices the broker passed as stdio: readable and
+	// writable, but no ioctl (no TIOCSTI input injection).
+	TTYs []string
 }
 
 // Param is one -D NAME=value pair for sandbox-exec.
@@ -98,7 +101,7 @@ var systemReadSubpaths = []string{
 	"/usr", "/bin", "/sbin", "/System", "/Library/Apple",
 	"/Library/Developer/CommandLineTools",
 	"/private/var/db/dyld", "/private/var/db/timezone", "/private/etc/ssl",
-	"/dev/fd",
+	"/private/preboot/Cryptexes",
 }
 
 var systemReadLiterals = []string{
@@ -108,7 +111,7 @@ var systemReadLiterals = []string{
 	"/private/etc/passwd", "/private/etc/group", "/private/etc/profile",
 	"/private/etc/bashrc", "/private/etc/zshenv", "/private/etc/zprofile",
 	"/private/etc/zshrc", "/private/etc/paths", "/private/etc/man.conf",
-	"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/dtracehelper",
+	"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom",
 }
 
 var sysctlNames = []string{
@@ -149,7 +152,7 @@ func Generate(s Spec) (Profile, error) {
 	if s.Net == NetProxy && (s.ProxyPort < 1 || s.ProxyPort > 65535) {
 		return Profile{}, fmt.Errorf("proxy port %d: want 1-65535", s.ProxyPort)
 	}
-	for _, l := range [][]string{s.ReadOnly, s.ReadWrite, s.Deny} {
+	for _, l := range [][]string{s.ReadOnly, s.ReadWrite, s.Deny, s.TTYs} {
 		for _, p := range l {
 			if !strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) {
 				return Profile{}, fmt.Errorf("path %q: want an absolute path without NUL", p)
@@ -188,7 +191,7 @@ func Generate(s Spec) (Profile, error) {
 	w("; stat anywhere, so realpath and getcwd work; contents stay denied")
 	w("(allow file-read-metadata)")
 	w("(allow file-write-data file-ioctl (literal \"/dev/null\") (literal \"/dev/zero\"))")
-	w("(allow file-write-data (subpath \"/dev/fd\"))")
+	w("(allow file-read* file-write-data (subpath \"/dev/fd\"))")
 	w("(allow sysctl-read")
 	for _, n := range sysctlNames {
 		w("  (sysctl-name %q)", n)
@@ -211,6 +214,9 @@ func Generate(s Spec) (Profile, error) {
 	}
 	for i, p := range dedupe(s.ReadWrite) {
 		w("(allow file-read* file-write* process-exec file-map-executable (subpath %s))", param("RW", i, p))
+	}
+	for i, p := range dedupe(s.TTYs) {
+		w("(allow file-read-data file-write-data (literal %s))", param("TTY", i, p))
 	}
 	w("")
 	switch s.Net {
