@@ -100,6 +100,7 @@ time timer_create timer_delete timer_getoverrun timer_gettime timer_settime
 timerfd_create timerfd_gettime timerfd_settime times tkill truncate umask
 uname unlink unlinkat utime utimensat utimes vfork vmsplice wait4 waitid
 write writev file_getattr file_setattr rseq_slice_yield listmount statmount
+uretprobe
 `
 
 // Kernel attack surface and host-affecting calls, denied with EPERM in every
