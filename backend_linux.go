@@ -1,24 +1,33 @@
 package airlock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"github.com/airlock-sandbox/airlock/internal/linux"
+	"github.com/airlock-sandbox/airlock/internal/seccomp"
 	"golang.org/x/sys/unix"
 )
 
 type linuxProcess struct {
-	p      *linux.Process
-	start  time.Time
-	report Report
-	waited chan struct{}
+	p         *linux.Process
+	start     time.Time
+	report    Report
+	stopServe context.CancelFunc
+	served    chan struct{}
+	mu        sync.Mutex
+	denials   map[string]*Denial
+	order     []string
+	onDenial  func(Denial)
 }
 
 func (lp *linuxProcess) kill() { lp.p.Kill() }
@@ -26,6 +35,15 @@ func (lp *linuxProcess) kill() { lp.p.Kill() }
 func (lp *linuxProcess) wait() (*Result, error) {
 	ex, err := lp.p.Wait()
 	res := &Result{WallTime: time.Since(lp.start), Enforced: lp.report}
+	if lp.served != nil {
+		lp.stopServe()
+		<-lp.served
+		lp.mu.Lock()
+		for _, n := range lp.order {
+			res.Denials = append(res.Denials, *lp.denials[n])
+		}
+		lp.mu.Unlock()
+	}
 	if err != nil {
 		return res, &SetupError{Stage: "wait", Err: err}
 	}
@@ -51,7 +69,7 @@ func (lp *linuxProcess) wait() (*Result, error) {
 }
 
 // linuxSpec translates a launch into the launcher's terms.
-func linuxSpec(l *launch) (*linux.Spec, Report, error) {
+func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) {
 	p := l.Policy
 	var rep Report
 	spec := &linux.Spec{
@@ -134,7 +152,75 @@ func linuxSpec(l *launch) (*linux.Spec, Report, error) {
 	rep.add("fds", "close-on-exec for every fd but stdio", Enforced, "")
 	rep.add("environment", "explicit environment", Enforced, "")
 	spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CORE})
+	if err := addWalls(spec, &rep, p, filter); err != nil {
+		return nil, nil, err
+	}
 	return spec, rep, nil
+}
+
+// addWalls adds the second wall: Landlock in the init and seccomp in the
+// target, so one bug in the namespaces or mounts is not an escape.
+func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) error {
+	strict := p.Enforce != BestEffort
+	f, err := seccomp.Preset(p.Syscalls.Preset)
+	if err != nil {
+		return &SetupError{Stage: "seccomp", Err: err}
+	}
+	if err := f.Adjust(p.Syscalls.Allow, p.Syscalls.Deny); err != nil {
+		return &SetupError{Stage: "seccomp", Err: err}
+	}
+	notify := p.Syscalls.Preset != "strict"
+	if notify {
+		f = f.WithNotify()
+	}
+	insns, err := f.Compile(runtime.GOARCH)
+	if err != nil {
+		return &SetupError{Stage: "seccomp", Err: err}
+	}
+	spec.Seccomp, spec.SeccompNotify = insns, notify
+	*filter = f
+	rep.add("syscalls", "seccomp-bpf preset "+p.Syscalls.Preset, Enforced, "")
+
+	abi, err := landlock.ABI()
+	if err != nil || abi == 0 {
+		if strict {
+			return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: Landlock is unavailable on this kernel (%v); use --best-effort to run with namespaces and seccomp only", ErrNotEnforceable, err)}
+		}
+		rep.add("landlock", "Landlock", Off, fmt.Sprintf("unavailable: %v", err))
+		return nil
+	}
+	req := landlock.Request{ReadOnly: []string{"/"}, ReadWrite: []string{"/dev"},
+		ScopeSignals: true, ScopeAbstractUnix: p.Network.Mode != NetHost,
+		RestrictNet: p.Network.Mode == NetNone}
+	for _, m := range spec.Mounts {
+		if m.Writable && (m.Kind == linux.Bind || m.Kind == linux.Tmpfs) {
+			req.ReadWrite = append(req.ReadWrite, m.Dest)
+		}
+	}
+	rs, downs, err := landlock.Plan(req, abi)
+	if err != nil {
+		return &SetupError{Stage: "landlock", Err: err}
+	}
+	var weak []string
+	for _, d := range downs {
+		if d.Weakens {
+			weak = append(weak, d.String())
+		}
+	}
+	if len(weak) > 0 && strict {
+		return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: %s; use --best-effort to accept", ErrNotEnforceable, strings.Join(weak, "; "))}
+	}
+	prep, err := rs.Prepare()
+	if err != nil {
+		return &SetupError{Stage: "landlock", Err: err}
+	}
+	spec.Landlock = prep
+	state, detail := Enforced, ""
+	if len(weak) > 0 {
+		state, detail = Degraded, strings.Join(weak, "; ")
+	}
+	rep.add("landlock", fmt.Sprintf("Landlock ABI %d: filesystem, signal and abstract-socket scoping", abi), state, detail)
+	return nil
 }
 
 func orDefault(v, d int) int {
@@ -145,7 +231,8 @@ func orDefault(v, d int) int {
 }
 
 func start(l *launch) (process, error) {
-	spec, rep, err := linuxSpec(l)
+	var filter *seccomp.Filter
+	spec, rep, err := linuxSpec(l, &filter)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +246,33 @@ func start(l *launch) (process, error) {
 		}
 		return nil, &SetupError{Stage: "start", Err: err}
 	}
-	return &linuxProcess{p: p, start: t0, report: rep}, nil
+	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}}
+	if p.Listener >= 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		lp.stopServe = cancel
+		lp.served = make(chan struct{})
+		go func() {
+			defer close(lp.served)
+			seccomp.ServeContext(ctx, p.Listener, filter, runtime.GOARCH, lp.onDeny)
+		}()
+	}
+	return lp, nil
+}
+
+// onDeny counts a denied syscall; the first call's arguments are kept.
+func (lp *linuxProcess) onDeny(name string, args [6]uint64) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	d := lp.denials[name]
+	if d == nil {
+		d = &Denial{Kind: "syscall", Name: name, Detail: fmt.Sprintf("first args %#x %#x %#x", args[0], args[1], args[2])}
+		lp.denials[name] = d
+		lp.order = append(lp.order, name)
+	}
+	d.Count++
+	if lp.onDenial != nil {
+		lp.onDenial(*d)
+	}
 }
 
 func probe() Features { return Features{OS: "linux"} }

@@ -51,8 +51,12 @@ type op struct {
 	in, inArg int8
 	// out >= 0: slots[out] = r1 after the call.
 	out int8
-	// store != nil: *store = int32(r1) after the call.
-	store *int32
+	// store, store2 != nil: *store = int32(r1) after the call.
+	store, store2 *int32
+	// tolerate: on this errno skip the next skipErr ops; on success skip
+	// the next skipOK ops.
+	tolerate        syscall.Errno
+	skipErr, skipOK int16
 	// buf is kFdPath's output buffer.
 	buf   unsafe.Pointer
 	stage int32
@@ -263,6 +267,10 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 			if o.flags&fIgnoreErr != 0 || (o.flags&fEEXISTOK != 0 && e1 == syscall.EEXIST) {
 				continue
 			}
+			if o.tolerate != 0 && e1 == o.tolerate {
+				i += int(o.skipErr)
+				continue
+			}
 			if o.flags&fExecSearch != 0 && (e1 == syscall.ENOENT || e1 == syscall.ENOTDIR || e1 == syscall.EACCES) {
 				if execErr != syscall.EACCES {
 					execErr = e1
@@ -284,6 +292,10 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 		if o.store != nil {
 			*o.store = int32(r1)
 		}
+		if o.store2 != nil {
+			*o.store2 = int32(r1)
+		}
+		i += int(o.skipOK)
 	}
 	e1 = syscall.EINVAL // fell off the end: the program must exec or exit
 

@@ -38,8 +38,7 @@ type plan struct {
 	syncR, syncW     int
 	errR, errW       int
 	statusR, statusW int
-	stdio            [3]int
-	closeInParent    []int
+	notifyR, notifyW int // socketpair for the seccomp listener
 	uid, gid         int
 }
 
@@ -109,6 +108,15 @@ func buildPlan(spec *Spec) (*plan, error) {
 	var err error
 	if err = pl.pipes(); err != nil {
 		return nil, err
+	}
+	pl.notifyR, pl.notifyW = -1, -1
+	if spec.SeccompNotify {
+		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			pl.closeAll()
+			return nil, err
+		}
+		pl.notifyR, pl.notifyW = highFd(sp[0]), highFd(sp[1])
 	}
 
 	// 1. Wait for the id maps; die with the broker.
@@ -180,6 +188,12 @@ func buildPlan(spec *Spec) (*plan, error) {
 	p.keep = append(p.keep, hdr, data)
 	p.sys("drop capabilities", unix.SYS_CAPSET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])))
 	p.sys("no_new_privs", unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	if spec.Landlock != nil {
+		if err := p.addLandlock(spec.Landlock); err != nil {
+			pl.closeAll()
+			return nil, err
+		}
+	}
 
 	// 7. Close every fd but stdio at exec (also fds the broker inherited).
 	p.ops = append(p.ops, op{kind: kCloexecFrom, args: [6]uintptr{3, 65536}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("close inherited fds")})
@@ -191,6 +205,10 @@ func buildPlan(spec *Spec) (*plan, error) {
 	p.sys("setsid", unix.SYS_SETSID)
 	if spec.Setctty {
 		p.sys("controlling terminal", unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	}
+	// Seccomp last, in the target only: the init must still fork and reap.
+	if len(spec.Seccomp) > 0 {
+		p.addSeccomp(spec.Seccomp, spec.SeccompNotify, pl.notifyW)
 	}
 	pl.execOps(spec)
 	initAt := len(p.ops)
@@ -272,8 +290,10 @@ func (pl *plan) pipes() error {
 }
 
 func (pl *plan) closeAll() {
-	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW} {
-		unix.Close(fd)
+	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW, pl.notifyR, pl.notifyW} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 }
 
@@ -293,7 +313,7 @@ func highFd(fd int) int {
 
 func (pl *plan) maxFd() int {
 	m := 2
-	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW} {
+	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW, pl.notifyR, pl.notifyW} {
 		if fd > m {
 			m = fd
 		}

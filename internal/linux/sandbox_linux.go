@@ -15,7 +15,10 @@ import (
 
 // Process is a started sandbox: its init (pid 1 inside) and the target.
 type Process struct {
-	Pid      int
+	Pid int
+	// Listener is the seccomp user-notification fd (-1 without notify);
+	// the caller serves and closes it.
+	Listener int
 	pidfd    int
 	statusR  int
 	killOnce sync.Once
@@ -99,8 +102,10 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 	onForkerThread(func() { pid, pidfd, errno = forkRun(&pl.prog, pl.flags, pl.errW, cg) })
 	syscall.ForkLock.Unlock()
 	runtime.KeepAlive(pl)
-	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW} {
-		unix.Close(fd)
+	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW, pl.notifyW} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 	if errno != 0 {
 		unix.Close(pl.syncW)
@@ -108,7 +113,10 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 		unix.Close(pl.statusR)
 		return nil, cloneError(errno, pl.flags)
 	}
-	proc := &Process{Pid: pid, pidfd: int(pidfd), statusR: pl.statusR}
+	proc := &Process{Pid: pid, pidfd: int(pidfd), statusR: pl.statusR, Listener: -1}
+	if pl.notifyR >= 0 {
+		defer unix.Close(pl.notifyR)
+	}
 	abort := func(err error) (*Process, error) {
 		unix.Close(pl.syncW)
 		unix.Close(pl.errR)
@@ -133,7 +141,15 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 	n, err := readFull(pl.errR, buf)
 	unix.Close(pl.errR)
 	if err != nil || n == 0 {
-		return proc, nil // exec succeeded: the pipe closed on exec
+		// exec succeeded: the pipe closed on exec
+		if pl.notifyR >= 0 {
+			if proc.Listener, err = recvListener(pl.notifyR); err != nil {
+				proc.Kill()
+				proc.Wait()
+				return nil, &StageError{Stage: "seccomp listener", Err: err}
+			}
+		}
+		return proc, nil
 	}
 	stage := "setup"
 	if int(fail.Op) < len(pl.prog.ops) {

@@ -1,5 +1,10 @@
 package linux
 
+import (
+	"github.com/airlock-sandbox/airlock/internal/landlock"
+	"github.com/airlock-sandbox/airlock/internal/seccomp"
+)
+
 // MountKind mirrors airlock.MountKind.
 type MountKind int
 
@@ -44,4 +49,10 @@ type Spec struct {
 	// when the broker is root.
 	HostUID, HostGID int
 	Rlimits          []Rlimit
+	// Landlock is applied in the init before it forks the target.
+	Landlock *landlock.Prepared
+	// Seccomp is installed in the target right before execve; with
+	// SeccompNotify its listener fd goes to the broker (Process.Listener).
+	Seccomp       []seccomp.SockFilter
+	SeccompNotify bool
 }
