@@ -46,13 +46,18 @@ func start(l *launch) (process, error) {
 var runSeq atomic.Int64
 
 // notEnforceable makes the internal "cannot enforce" error match
-// airlock.ErrNotEnforceable too.
+// airlock.ErrNotEnforceable too, keeping its text.
 func notEnforceable(err error) error {
 	if errors.Is(err, windows.ErrNotEnforceable) {
-		return fmt.Errorf("%w: %w", ErrNotEnforceable, err)
+		return enforceErr{err}
 	}
 	return err
 }
+
+type enforceErr struct{ error }
+
+func (e enforceErr) Is(target error) bool { return target == ErrNotEnforceable }
+func (e enforceErr) Unwrap() error        { return e.error }
 
 func windowsSpec(l *launch) (windows.Spec, error) {
 	p := l.Policy
