@@ -18,14 +18,14 @@ import (
 )
 
 type line struct {
-	Scenario string          `json:"scenario"`
-	Err      string          `json:"err,omitempty"`
-	NotEnf   bool            `json:"not_enforceable,omitempty"`
-	Result   *airlock.Result `json:"result,omitempty"`
-	Stdout   string          `json:"stdout"`
-	Stderr   string          `json:"stderr"`
-	Alive    []int           `json:"alive,omitempty"`
-	Pids     []int           `json:"pids,omitempty"`
+	Scenario string            `json:"scenario"`
+	Err      string            `json:"err,omitempty"`
+	NotEnf   bool              `json:"not_enforceable,omitempty"`
+	Result   *airlock.Result   `json:"result,omitempty"`
+	Stdout   string            `json:"stdout"`
+	Stderr   string            `json:"stderr"`
+	Alive    []int             `json:"alive,omitempty"`
+	Pids     []int             `json:"pids,omitempty"`
 	Features *airlock.Features `json:"features,omitempty"`
 }
 
