@@ -44,9 +44,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("netns: port %d out of range", p)
 		}
 	}
-	// Both are TCP listeners on 127.0.0.1; the DNS stub is UDP.
-	if c.CapturePort == c.HTTPPort {
-		return fmt.Errorf("netns: capture and http use the same port %d", c.CapturePort)
+	// All three are TCP listeners on 127.0.0.1 (DNS also over TCP).
+	if c.CapturePort == c.HTTPPort || c.CapturePort == c.DNSPort || c.HTTPPort == c.DNSPort {
+		return fmt.Errorf("netns: capture, dns and http ports must differ: %d, %d, %d", c.CapturePort, c.DNSPort, c.HTTPPort)
 	}
 	return nil
 }
@@ -81,6 +81,8 @@ type Listeners struct {
 	Capture6 *net.TCPListener // [::1]:CapturePort, all redirected IPv6 TCP
 	DNS4     *net.UDPConn     // 127.0.0.1:DNSPort, all UDP port 53
 	DNS6     *net.UDPConn     // [::1]:DNSPort
+	DNSTCP4  *net.TCPListener // 127.0.0.1:DNSPort, all TCP port 53
+	DNSTCP6  *net.TCPListener // [::1]:DNSPort
 	HTTP     *net.TCPListener // 127.0.0.1:HTTPPort, HTTP proxy for proxy-aware tools
 }
 
@@ -90,16 +92,14 @@ func (l *Listeners) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, c := range []interface{ Close() error }{l.Capture4, l.Capture6, l.DNS4, l.DNS6, l.HTTP} {
-		switch v := c.(type) {
-		case *net.TCPListener:
-			if v != nil {
-				errs = append(errs, v.Close())
-			}
-		case *net.UDPConn:
-			if v != nil {
-				errs = append(errs, v.Close())
-			}
+	for _, v := range []*net.TCPListener{l.Capture4, l.Capture6, l.HTTP, l.DNSTCP4, l.DNSTCP6} {
+		if v != nil {
+			errs = append(errs, v.Close())
+		}
+	}
+	for _, v := range []*net.UDPConn{l.DNS4, l.DNS6} {
+		if v != nil {
+			errs = append(errs, v.Close())
 		}
 	}
 	return errors.Join(errs...)
@@ -118,4 +118,6 @@ const (
 	nameDNS4     = "dns4"
 	nameDNS6     = "dns6"
 	nameHTTP     = "http"
+	nameDNSTCP4  = "dnstcp4"
+	nameDNSTCP6  = "dnstcp6"
 )

@@ -21,6 +21,7 @@ func TestParseArgsRejects(t *testing.T) {
 		{HelperArg, "not json"},
 		{HelperArg, `{"capture_port":70000}`},
 		{HelperArg, `{"capture_port":3128,"http_port":3128}`},
+		{HelperArg, `{"capture_port":53}`},
 	} {
 		if _, err := parseArgs(args); err == nil {
 			t.Errorf("parseArgs(%q) accepted", args)

@@ -90,10 +90,12 @@ func setup(cfg Config) ([]string, []*os.File, error) {
 		{nameCapture4, "tcp4", "127.0.0.1", cfg.CapturePort},
 		{nameDNS4, "udp4", "127.0.0.1", cfg.DNSPort},
 		{nameHTTP, "tcp4", "127.0.0.1", cfg.HTTPPort},
+		{nameDNSTCP4, "tcp4", "127.0.0.1", cfg.DNSPort},
 	}
 	if v6 {
 		specs = append(specs, sockSpec{nameCapture6, "tcp6", "::1", cfg.CapturePort},
-			sockSpec{nameDNS6, "udp6", "::1", cfg.DNSPort})
+			sockSpec{nameDNS6, "udp6", "::1", cfg.DNSPort},
+			sockSpec{nameDNSTCP6, "tcp6", "::1", cfg.DNSPort})
 	}
 	var names []string
 	var files []*os.File
@@ -209,6 +211,7 @@ func addLocalDefault(family int) error {
 // installRules adds table inet airlock with one nat/output chain:
 //
 //	udp dport 53            redirect to :DNSPort   (any destination)
+//	tcp dport 53            redirect to :DNSPort
 //	ip  daddr 127.0.0.0/8   accept                 (the sandbox's own loopback)
 //	ip6 daddr ::1           accept
 //	meta l4proto tcp        redirect to :CapturePort
@@ -247,8 +250,12 @@ func installRules(cfg Config, v6 bool) error {
 	}
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 
-	// UDP 53 to anywhere -> DNS stub.
+	// DNS (UDP and TCP port 53) to anywhere -> the stub.
 	e := l4(unix.IPPROTO_UDP)
+	e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port(53)})
+	rule(append(e, redirect(cfg.DNSPort)...)...)
+	e = l4(unix.IPPROTO_TCP)
 	e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port(53)})
 	rule(append(e, redirect(cfg.DNSPort)...)...)

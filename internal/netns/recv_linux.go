@@ -68,7 +68,7 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 		f := os.NewFile(uintptr(fds[i]), name)
 		var err error
 		switch name {
-		case nameCapture4, nameCapture6, nameHTTP:
+		case nameCapture4, nameCapture6, nameHTTP, nameDNSTCP4, nameDNSTCP6:
 			var ln net.Listener
 			if ln, err = net.FileListener(f); err == nil {
 				tl, ok := ln.(*net.TCPListener)
@@ -81,6 +81,10 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 					l.Capture4 = tl
 				case nameCapture6:
 					l.Capture6 = tl
+				case nameDNSTCP4:
+					l.DNSTCP4 = tl
+				case nameDNSTCP6:
+					l.DNSTCP6 = tl
 				default:
 					l.HTTP = tl
 				}

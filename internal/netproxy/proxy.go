@@ -109,6 +109,12 @@ func (p *Proxy) Serve(l *netns.Listeners) error {
 	}
 	p.track(l.HTTP)
 	p.goAccept(l.HTTP, p.handleHTTP)
+	for _, ln := range []*net.TCPListener{l.DNSTCP4, l.DNSTCP6} {
+		if ln != nil {
+			p.track(ln)
+			p.goAccept(ln, p.serveDNSTCP)
+		}
+	}
 	for _, pc := range []*net.UDPConn{l.DNS4, l.DNS6} {
 		if pc != nil {
 			p.track(pc)
@@ -219,6 +225,33 @@ func (p *Proxy) serveDNS(pc *net.UDPConn) {
 		}
 		if reply != nil {
 			pc.WriteToUDPAddrPort(reply, from)
+		}
+	}
+}
+
+// serveDNSTCP answers length-prefixed DNS queries on one TCP connection.
+func (p *Proxy) serveDNSTCP(c *net.TCPConn) {
+	br := bufio.NewReader(c)
+	for {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var hdr [2]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		q := make([]byte, int(hdr[0])<<8|int(hdr[1]))
+		if _, err := io.ReadFull(br, q); err != nil {
+			return
+		}
+		reply, denied := p.answerDNS(q)
+		if denied != nil {
+			p.record(*denied)
+		}
+		if reply == nil {
+			return
+		}
+		out := append([]byte{byte(len(reply) >> 8), byte(len(reply))}, reply...)
+		if _, err := c.Write(out); err != nil {
+			return
 		}
 	}
 }

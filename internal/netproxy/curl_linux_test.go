@@ -1,0 +1,110 @@
+package netproxy_test
+
+import (
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/airlock-sandbox/airlock/internal/netns"
+	"github.com/airlock-sandbox/airlock/internal/netns/netnstest"
+	"github.com/airlock-sandbox/airlock/internal/netproxy"
+)
+
+func init() { netnstest.Register("curl", curlScenario) }
+
+type curlRun struct {
+	Exit int
+	Out  string
+}
+
+// curlScenario runs the real curl inside the sandbox with no proxy
+// variables: it resolves through the host's resolv.conf (UDP 53 to any
+// server reaches the stub) and connects directly.
+func curlScenario() any {
+	run := func(args ...string) curlRun {
+		cmd := exec.Command(os.Getenv("CURL"), append([]string{"-sS", "--max-time", "5"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		r := curlRun{Out: string(out)}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.Exit = ee.ExitCode()
+		} else if err != nil {
+			r.Exit, r.Out = -1, err.Error()
+		}
+		return r
+	}
+	return map[string]curlRun{
+		"http":     run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
+		"https":    run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
+		"denied":   run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
+		"metadata": run("http://169.254.169.254/latest/meta-data/"),
+		"literal":  run("http://127.0.0.1:" + os.Getenv("WEB_PORT") + "/"),
+	}
+}
+
+func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("host feature missing: curl")
+	}
+	var hits atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprintf(w, "%s %s", r.URL.Path, r.Host)
+	})
+	web := httptest.NewServer(h)
+	defer web.Close()
+	tlsSrv := httptest.NewTLSServer(h)
+	defer tlsSrv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	opts := netproxy.Options{Resolver: &stubResolver{table: map[string][]netip.Addr{
+		"web.test": {lo}, "example.com": {lo}, "denied.test": {lo},
+	}}}
+	netproxy.PermitForTest(&opts, lo)
+	p, err := netproxy.New(netproxy.Policy{Allow: []string{"web.test", "example.com"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webPort := fmt.Sprint(web.Listener.Addr().(*net.TCPAddr).Port)
+	tlsPort := fmt.Sprint(tlsSrv.Listener.Addr().(*net.TCPAddr).Port)
+	l, sb := netnstest.Start(t, netns.Config{}, "curl", "CURL="+curl, "WEB_PORT="+webPort, "TLS_PORT="+tlsPort, "CA_FILE="+ca)
+	defer sb.Kill()
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]curlRun
+	sb.Wait(t, &r)
+	p.Close()
+	t.Logf("curl inside the sandbox: %+v", r)
+	if got := r["http"]; got.Exit != 0 || got.Out != "/curl web.test:"+webPort {
+		t.Errorf("curl http: %+v", got)
+	}
+	if got := r["https"]; got.Exit != 0 || got.Out != "/tls example.com:"+tlsPort {
+		t.Errorf("curl https (TLS passed through, certificate verified): %+v", got)
+	}
+	for _, k := range []string{"denied", "metadata", "literal"} {
+		if got := r[k]; got.Exit == 0 {
+			t.Errorf("curl %s succeeded: %+v", k, got)
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Errorf("servers got %d requests, want 2 (http and https only)", n)
+	}
+	for _, c := range p.Log() {
+		if c.Allowed && c.Name != "web.test" && c.Name != "example.com" {
+			t.Errorf("unexpected allowed attempt %+v", c)
+		}
+	}
+}
