@@ -90,6 +90,8 @@ func childMain(mode string) {
 		os.Exit(0)
 	case "notify":
 		notifyChild(ctl, res)
+	case "exec":
+		execChild()
 	default:
 		fail(fmt.Errorf("unknown mode %q", mode))
 	}
