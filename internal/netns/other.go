@@ -24,3 +24,6 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) { return nil, errUnsupp
 
 // OriginalDst is Linux-only.
 func OriginalDst(c *net.TCPConn) (netip.AddrPort, error) { return netip.AddrPort{}, errUnsupported }
+
+// Check is Linux-only.
+func Check(exe string) error { return errUnsupported }
