@@ -89,6 +89,8 @@ type outcome struct {
 type attackResult struct {
 	Fake4, Fake6, DeniedLookup, ExfilLookup string
 	TCPLookup, TCPExfilLookup               string
+	Interfaces                              []string
+	AbstractErr                             string
 	Steps                                   map[string]outcome
 }
 
@@ -140,6 +142,16 @@ func attackScenario() any {
 		}
 		return outcome{Reply: line}
 	}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		r.Interfaces = append(r.Interfaces, i.Name)
+	}
+	// D1: abstract unix sockets belong to the network namespace.
+	if c, err := net.Dial("unix", "@"+os.Getenv("ABSTRACT")); err != nil {
+		r.AbstractErr = err.Error()
+	} else {
+		c.Close()
+	}
 	r.Steps["fake4"] = talk(net.JoinHostPort(r.Fake4, allowedPort))
 	r.Steps["fake6"] = talk(net.JoinHostPort(r.Fake6, allowedPort))
 	r.Steps["hostLoopback"] = talk("127.0.0.1:" + allowedPort)
@@ -151,6 +163,7 @@ func attackScenario() any {
 	r.Steps["loopName"] = talk(net.JoinHostPort(loopFake, deniedPort))
 	r.Steps["unknownFake"] = talk("198.18.200.1:" + allowedPort)
 	r.Steps["allowedWrongPort"] = talk(net.JoinHostPort(r.Fake4, "1"))
+	r.Steps["captureDirect"] = talk(fmt.Sprintf("127.0.0.1:%d", netns.DefaultCapturePort))
 
 	// Proxy-aware path: CONNECT through the HTTP proxy.
 	connect := func(target string) outcome {
@@ -241,7 +254,24 @@ func TestLiveEgressPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, sb := netnstest.Start(t, netns.Config{}, "attacks",
+	abstract := fmt.Sprintf("airlock-d1-canary-%d", os.Getpid())
+	abs, err := net.Listen("unix", "@"+abstract)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer abs.Close()
+	var absAccepted atomic.Int32
+	go func() {
+		for {
+			c, err := abs.Accept()
+			if err != nil {
+				return
+			}
+			absAccepted.Add(1)
+			c.Close()
+		}
+	}()
+	l, sb := netnstest.Start(t, netns.Config{}, "attacks", "ABSTRACT="+abstract,
 		fmt.Sprint("ALLOWED_PORT=", allowed.port()), fmt.Sprint("DENIED_PORT=", denied.port()), fmt.Sprint("WEB_PORT=", webPort))
 	defer sb.Kill()
 	if err := p.Serve(l); err != nil {
@@ -251,6 +281,12 @@ func TestLiveEgressPolicy(t *testing.T) {
 	sb.Wait(t, &r)
 	p.Close()
 
+	if strings.Join(r.Interfaces, ",") != "lo" {
+		t.Errorf("interfaces inside the sandbox: %v, want only lo", r.Interfaces)
+	}
+	if r.AbstractErr == "" || absAccepted.Load() != 0 {
+		t.Errorf("host abstract socket reached from the sandbox (err %q, accepted %d)", r.AbstractErr, absAccepted.Load())
+	}
 	if a, err := netip.ParseAddr(r.Fake4); err != nil || !netproxy.FakeNet4.Contains(a) {
 		t.Errorf("allowed.test A = %q, want a synthetic IPv4 address", r.Fake4)
 	}
@@ -275,7 +311,7 @@ func TestLiveEgressPolicy(t *testing.T) {
 		}
 	}
 	// Refused raw connects must fail fast (refused/reset), not hang.
-	for _, step := range []string{"hostLoopback", "hostLoopback2", "literalIP", "literalIPv6", "metadata", "metaName", "loopName", "unknownFake", "allowedWrongPort"} {
+	for _, step := range []string{"hostLoopback", "hostLoopback2", "literalIP", "literalIPv6", "metadata", "metaName", "loopName", "unknownFake", "allowedWrongPort", "captureDirect"} {
 		if got := r.Steps[step]; got.Reply != "" || !got.Reset {
 			t.Errorf("%s: got %+v, want refused or reset", step, got)
 		}
