@@ -94,7 +94,7 @@ func start(l *launch) (process, error) {
 		cleanup()
 		return nil, &SetupError{Stage: "sandbox-exec", Err: err, Hint: "the generated Seatbelt profile was rejected; please report it"}
 	}
-	target, err := lookPathIn(l.Path, plan.Env)
+	target, err := lookPathIn(l.Path, plan.Env, plan.Dir)
 	if err != nil {
 		cleanup()
 		return nil, &SetupError{Stage: "command", Err: err}
@@ -148,6 +148,7 @@ func start(l *launch) (process, error) {
 		rep.add(n.Name, n.Mechanism, ProtectionState(n.State), n.Detail)
 	}
 	rep.add("environment", "explicit", Enforced, "nothing inherited")
+	rep.add("syscalls", "seatbelt", Degraded, "no syscall filter: Seatbelt checks operations; presets and extras are ignored")
 	return &darwinProc{cmd: cmd, pgid: cmd.Process.Pid, tag: tag, began: began,
 		cpuLimit: p.Limits.CPUTime, report: rep, cleanup: cleanup}, nil
 }
@@ -248,9 +249,13 @@ func checkProfile(prof darwin.Profile) error {
 	return nil
 }
 
-// lookPathIn resolves name in the PATH of env, as the sandbox would.
-func lookPathIn(name string, env []string) (string, error) {
+// lookPathIn resolves name in the PATH of env, as the sandbox would, and a
+// relative path against dir.
+func lookPathIn(name string, env []string, dir string) (string, error) {
 	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
 		return name, nil
 	}
 	path := DefaultPath

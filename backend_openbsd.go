@@ -126,6 +126,7 @@ func start(l *launch) (process, error) {
 		rep.add(n.Name, n.Mechanism, ProtectionState(n.State), n.Detail)
 	}
 	rep.add("environment", "explicit", Enforced, "nothing inherited")
+	rep.add("syscalls", "pledge", Enforced, "exec promises; seccomp-style presets and extras are ignored")
 	return &bsdProc{cmd: cmd, pgid: cmd.Process.Pid, began: began, cpuLimit: p.Limits.CPUTime,
 		report: rep, cleanup: cleanup}, nil
 }
@@ -190,7 +191,8 @@ func (p *bsdProc) wait() (*Result, error) {
 	return res, nil
 }
 
-// lookPathIn resolves name in the PATH of env, as the sandbox would.
+// lookPathIn resolves a bare name in the PATH of env, as the sandbox
+// would; a path is left for the plan to resolve against the final workdir.
 func lookPathIn(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
 		return name, nil

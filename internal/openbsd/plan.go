@@ -124,8 +124,8 @@ var secretNames = []string{
 // On error, TempDirs already created are in the returned plan.
 func BuildPlan(r Request, h Host) (Plan, error) {
 	pl := Plan{Path: r.Path, Args: r.Args, Env: append([]string(nil), r.Env...), Dir: r.Dir}
-	if !filepath.IsAbs(r.Path) {
-		return pl, fmt.Errorf("program %q: want an absolute path", r.Path)
+	if !strings.Contains(r.Path, "/") {
+		return pl, fmt.Errorf("program %q: want a path, resolved by the broker", r.Path)
 	}
 	perms := map[string]string{}
 	grant := func(p, pm string) {
@@ -230,6 +230,11 @@ func BuildPlan(r Request, h Host) (Plan, error) {
 			pl.Env = setEnv(pl.Env, "TMPDIR", rm[1])
 			tmpSet = true
 		}
+	}
+
+	if !filepath.IsAbs(pl.Path) {
+		// Relative to the working directory the launcher will be in.
+		pl.Path = filepath.Join(pl.Dir, pl.Path)
 	}
 
 	fsDetail := "only unveiled paths are visible"

@@ -125,6 +125,15 @@ func TestPlanEnvAndDir(t *testing.T) {
 	}
 }
 
+func TestPlanRelativeProgram(t *testing.T) {
+	h, _ := fakeHost()
+	pl, err := BuildPlan(Request{Path: "./bin/prog", Args: []string{"prog"}, Dir: "/home/al",
+		Mounts: []Mount{{Kind: Tmpfs, Dest: "/home/al"}}}, h)
+	if err != nil || pl.Path != "/tmp/airlock-x/0/bin/prog" {
+		t.Errorf("path %q err %v, want the program under the working directory's stand-in", pl.Path, err)
+	}
+}
+
 func TestPlanRlimits(t *testing.T) {
 	h, _ := fakeHost()
 	pl, err := BuildPlan(Request{Path: "/bin/sh", Args: []string{"sh"}, Strict: true,
@@ -146,7 +155,7 @@ func TestPlanErrors(t *testing.T) {
 		want string
 		enf  bool
 	}{
-		{"relative program", Request{Path: "sh"}, "absolute", false},
+		{"bare program name", Request{Path: "sh"}, "want a path", false},
 		{"bind elsewhere", Request{Path: "/x", Mounts: []Mount{{Kind: Bind, Source: "/a", Dest: "/b"}}}, "no unprivileged bind", false},
 		{"missing", Request{Path: "/x", Mounts: []Mount{{Kind: Bind, Source: "/nope", Dest: "/nope"}}}, "/nope", false},
 		{"allow strict", Request{Path: "/x", Strict: true, Net: NetAllow}, "network", true},
