@@ -93,6 +93,7 @@ func probeD5(p *run) {
 		}
 		p.escape("inherited socket fd %d", fd)
 		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err == nil && v == 1 {
+			unix.SetNonblock(fd, true)
 			nfd, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK)
 			if err == unix.EAGAIN {
 				err = nil

@@ -294,4 +294,9 @@ func probeH9(p *run) {
 	if v := statusField("self", "CapEff"); strings.Trim(v, "0") != "" {
 		p.escape("effective capabilities %s", v)
 	}
+	if f := p.arg("rootfile"); f != "" {
+		if b, err := readHead(f, 64); p.step("read 0600 root-owned file", err) && len(b) > 0 {
+			p.escape("read a 0600 file owned by host root")
+		}
+	}
 }
