@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"github.com/airlock-sandbox/airlock/internal/linux"
 	"github.com/airlock-sandbox/airlock/internal/seccomp"
@@ -28,13 +29,29 @@ type linuxProcess struct {
 	denials   map[string]*Denial
 	order     []string
 	onDenial  func(Denial)
+	cg        *cgroup.Group
+	exited    chan struct{}
+	limitHit  Status
+	policy    Policy
 }
 
-func (lp *linuxProcess) kill() { lp.p.Kill() }
+func (lp *linuxProcess) kill() {
+	lp.p.Kill()
+	if lp.cg != nil {
+		lp.cg.Kill()
+	}
+}
 
 func (lp *linuxProcess) wait() (*Result, error) {
 	ex, err := lp.p.Wait()
+	close(lp.exited)
 	res := &Result{WallTime: time.Since(lp.start), Enforced: lp.report}
+	var st cgroup.Stats
+	if lp.cg != nil {
+		lp.cg.Kill()
+		st, _ = lp.cg.Stats()
+		lp.cg.Close()
+	}
 	if lp.served != nil {
 		lp.stopServe()
 		<-lp.served
@@ -64,6 +81,27 @@ func (lp *linuxProcess) wait() (*Result, error) {
 		res.Signal = SignalName(sig)
 		res.ExitCode = 128 + sig
 		res.Status = Signaled
+	}
+	if lp.cg != nil {
+		res.CPUTime, res.MemoryPeak, res.ProcsPeak = st.CPUTime, st.MemoryPeak, st.PidsPeak
+	}
+	lp.mu.Lock()
+	hit := lp.limitHit
+	lp.mu.Unlock()
+	// Verdicts from the kernel's evidence, most specific first.
+	switch {
+	case hit != "":
+		res.Status = hit
+	case st.OOMKilled:
+		res.Status = MemoryLimit
+	case res.Signal == "SIGXCPU" || (res.Signal == "SIGKILL" && lp.policy.Limits.CPUTime > 0 && res.CPUTime >= lp.policy.Limits.CPUTime):
+		res.Status = TimeLimit
+	case res.Signal == "SIGXFSZ":
+		res.Status = FileSizeLimit
+	case res.Signal == "SIGSYS" && lp.policy.Syscalls.Preset == "strict":
+		res.Status = Violation
+	case st.PidsMaxHit && res.Status != OK:
+		res.Status = ProcessLimit
 	}
 	return res, nil
 }
@@ -236,17 +274,32 @@ func start(l *launch) (process, error) {
 	if err != nil {
 		return nil, err
 	}
+	cg, err := limits(spec, &rep, l.Policy)
+	if err != nil {
+		return nil, err
+	}
+	hooks := linux.Hooks{CgroupFD: -1}
+	if cg != nil {
+		hooks.BeforeRelease = cg.Add
+	}
 	t0 := time.Now()
-	p, err := linux.Start(spec, linux.Hooks{CgroupFD: -1})
+	p, err := linux.Start(spec, hooks)
 	runtime.KeepAlive(l.Stdio)
 	if err != nil {
+		if cg != nil {
+			cg.Close()
+		}
 		var se *linux.StageError
 		if errors.As(err, &se) {
 			return nil, &SetupError{Stage: se.Stage, Err: se.Err}
 		}
 		return nil, &SetupError{Stage: "start", Err: err}
 	}
-	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}}
+	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}, cg: cg,
+		exited: make(chan struct{}), policy: l.Policy}
+	if cg != nil && l.Policy.Limits.CPUTime > 0 {
+		go lp.watchCPU(l.Policy.Limits.CPUTime)
+	}
 	if p.Listener >= 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		lp.stopServe = cancel

@@ -313,6 +313,9 @@ func (c *Cmd) stdin() (*os.File, error) {
 }
 
 func (c *Cmd) writer(w io.Writer) (*os.File, error) {
+	if w == nil && c.output != nil {
+		w = io.Discard // still counted against the output limit
+	}
 	if w == nil {
 		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		if err != nil {

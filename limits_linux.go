@@ -1,0 +1,106 @@
+package airlock
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
+	"github.com/airlock-sandbox/airlock/internal/linux"
+)
+
+var cleanStaleOnce sync.Once
+
+// limits applies p.Limits: cgroups for the whole tree where this user can
+// create them, rlimits always (per process, as a second wall), and says in
+// the report which limit is exact and which approximate.
+func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
+	l := p.Limits
+	strict := p.Enforce != BestEffort
+	rl := func(res int, v uint64) {
+		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: res, Cur: v, Max: v})
+	}
+	rl(unix.RLIMIT_RTPRIO, 0)
+	if l.FileSize > 0 {
+		rl(unix.RLIMIT_FSIZE, uint64(l.FileSize))
+		rep.add("file size", "RLIMIT_FSIZE", Enforced, "")
+	}
+	if l.OpenFiles > 0 {
+		rl(unix.RLIMIT_NOFILE, uint64(l.OpenFiles))
+		rep.add("open files", "RLIMIT_NOFILE", Enforced, "")
+	}
+	if l.Stack > 0 {
+		rl(unix.RLIMIT_STACK, uint64(l.Stack))
+		rep.add("stack", "RLIMIT_STACK", Enforced, "")
+	}
+	if l.CPUTime > 0 {
+		// Per process: a second wall behind the broker's whole-tree check.
+		secs := uint64(math.Ceil(l.CPUTime.Seconds()))
+		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
+	}
+	if l.Memory <= 0 && l.Procs <= 0 && l.CPUs <= 0 && l.CPUTime <= 0 {
+		return nil, nil
+	}
+	cleanStaleOnce.Do(func() { cgroup.CleanStale() })
+	g, err := cgroup.New(cgroup.Spec{Memory: l.Memory, Pids: int64(l.Procs), CPUs: l.CPUs})
+	if err == nil {
+		v := fmt.Sprintf("cgroup v%d", g.Version())
+		if l.Memory > 0 {
+			rep.add("memory", v+" memory limit (swap included)", Enforced, "")
+		}
+		if l.Procs > 0 {
+			rep.add("processes", v+" pids limit", Enforced, "")
+		}
+		if l.CPUs > 0 {
+			rep.add("cpu bandwidth", v+" cpu quota", Enforced, "")
+		}
+		if l.CPUTime > 0 {
+			rep.add("cpu time", v+" accounting of the whole tree, checked by the broker; RLIMIT_CPU per process", Enforced, "")
+		}
+		return g, nil
+	}
+	// No cgroup for this user: rlimits only, each one approximate.
+	why := err.Error()
+	if l.CPUs > 0 {
+		if strict {
+			return nil, &SetupError{Stage: "cgroup", Err: fmt.Errorf("%w: --cpus needs a cgroup this user can create (%s); use --best-effort to run without it", ErrNotEnforceable, why)}
+		}
+		rep.add("cpu bandwidth", "none", Off, "no cgroup: "+why)
+	}
+	if l.Memory > 0 {
+		rl(unix.RLIMIT_AS, uint64(l.Memory))
+		rep.add("memory", "RLIMIT_AS per process", Degraded, "no cgroup ("+why+"): address space, not resident memory, and per process, not the whole tree")
+	}
+	if l.Procs > 0 {
+		rl(unix.RLIMIT_NPROC, uint64(l.Procs))
+		rep.add("processes", "RLIMIT_NPROC", Degraded, "no cgroup ("+why+"): counts every process of the host user, not just the sandbox's")
+	}
+	if l.CPUTime > 0 {
+		rep.add("cpu time", "RLIMIT_CPU per process", Degraded, "no cgroup ("+why+"): each process gets the full budget")
+	}
+	return nil, nil
+}
+
+// watchCPU kills the tree when the whole tree's CPU time passes limit.
+func (lp *linuxProcess) watchCPU(limit time.Duration) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-lp.exited:
+			return
+		case <-t.C:
+			st, err := lp.cg.Stats()
+			if err == nil && st.CPUTime > limit {
+				lp.mu.Lock()
+				lp.limitHit = TimeLimit
+				lp.mu.Unlock()
+				lp.kill()
+				return
+			}
+		}
+	}
+}
