@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ type captureResult struct {
 	TCP4Reply, TCP6Reply, DNSReply string
 	TCPErr4, TCPErr6, DNSErr       string
 	UDPOtherGot, UDPLoopGot        bool
+	UDPOtherErr                    string
 }
 
 // captureScenario runs inside the sandbox: raw connects to arbitrary
@@ -68,7 +70,9 @@ func captureScenario() any {
 	pc, err := net.ListenPacket("udp4", "0.0.0.0:9999")
 	if err == nil {
 		s, _ := net.Dial("udp", "192.0.2.9:9999")
-		s.Write([]byte("x"))
+		if _, err := s.Write([]byte("x")); err != nil {
+			r.UDPOtherErr = err.Error()
+		}
 		s.Close()
 		pc.SetDeadline(time.Now().Add(300 * time.Millisecond))
 		buf := make([]byte, 8)
@@ -134,6 +138,10 @@ func TestHelperCapturesTCPAndDNS(t *testing.T) {
 	}
 	if !r.UDPLoopGot {
 		t.Errorf("oracle broken: loopback datagram not received: %+v", r)
+	}
+	t.Logf("datagram to 192.0.2.9:9999: sender saw %q", r.UDPOtherErr)
+	if !strings.Contains(r.UDPOtherErr, "operation not permitted") {
+		t.Errorf("sending to 192.0.2.9:9999 did not fail fast with EPERM: %q", r.UDPOtherErr)
 	}
 	if r.UDPOtherGot {
 		t.Errorf("datagram to 192.0.2.9:9999 was delivered; the drop rule is missing")
