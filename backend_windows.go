@@ -29,13 +29,7 @@ func start(l *launch) (process, error) {
 			return nil, &SetupError{Stage: "grants journal", Err: err, Hint: "set LOCALAPPDATA"}
 		}
 	}
-	dir := l.Dir
-	if dir == "" || dir == "/" {
-		// The portable default; every AppContainer may use the Windows
-		// directory, so the target can always start there.
-		dir = os.Getenv("SystemRoot")
-	}
-	p, err := windows.Start(plan, windows.Command{Path: spec.Program, Args: l.Args, Env: l.Env, Dir: dir, Stdio: l.Stdio}, j)
+	p, err := windows.Start(plan, windows.Command{Path: spec.Program, Args: l.Args, Env: l.Env, Dir: spec.Dir, Stdio: l.Stdio}, j)
 	if err != nil {
 		return nil, &SetupError{Stage: "start", Err: notEnforceable(err)}
 	}
@@ -61,7 +55,14 @@ func (e enforceErr) Unwrap() error        { return e.error }
 
 func windowsSpec(l *launch) (windows.Spec, error) {
 	p := l.Policy
+	dir := l.Dir
+	if dir == "" || dir == "/" {
+		// The portable default: every AppContainer may use the Windows
+		// directory, so the target can always start there.
+		dir = os.Getenv("SystemRoot")
+	}
 	s := windows.Spec{
+		Dir:        dir,
 		Net:        string(p.Network.Mode),
 		Strict:     p.Enforce != BestEffort,
 		HostCPUs:   runtime.NumCPU(),
@@ -87,7 +88,7 @@ func windowsSpec(l *launch) (windows.Spec, error) {
 		}
 	}
 	isFile := func(p string) bool { fi, err := os.Stat(p); return err == nil && fi.Mode().IsRegular() }
-	prog, err := windows.LookPath(l.Path, l.Env, l.Dir, isFile)
+	prog, err := windows.LookPath(l.Path, l.Env, dir, isFile)
 	if err != nil {
 		return s, err
 	}

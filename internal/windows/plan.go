@@ -34,7 +34,10 @@ type Limits struct {
 type Spec struct {
 	// Program is the resolved path of the executable ("" when unknown).
 	Program string
-	Binds   []Bind
+	// Dir is the target's working directory; the AppContainer must be
+	// able to open it, so it must be granted or a system directory.
+	Dir   string
+	Binds []Bind
 	// Unmapped names mounts with no Windows equivalent (tmpfs, symlink,
 	// file); the target simply does not get them.
 	Unmapped []string
@@ -177,6 +180,9 @@ func BuildPlan(s Spec) (*Plan, error) {
 	}
 	if s.Program != "" && !under(s.Program, s.SystemDirs) && !coveredBy(s.Program, p.Grants) {
 		p.Grants = append(p.Grants, PathGrant{Path: s.Program, Access: Read})
+	}
+	if s.Dir != "" && !under(s.Dir, s.SystemDirs) && !coveredBy(s.Dir, p.Grants) {
+		return nil, fmt.Errorf("working directory %s is not granted to the sandbox: bind it read-only or read-write", s.Dir)
 	}
 	fsDetail := fmt.Sprintf("%d path grants for the container SID, journaled and restored after the run", len(p.Grants))
 	if len(s.Unmapped) > 0 {

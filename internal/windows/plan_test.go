@@ -117,6 +117,17 @@ func TestBuildPlanRejects(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "destination must equal source") {
 		t.Errorf("moved bind: err %v", err)
 	}
+	if _, err := BuildPlan(Spec{Dir: `C:\Users\me`, SystemDirs: []string{`C:\Windows`}}); err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Errorf("ungranted workdir: err %v", err)
+	}
+	for _, s := range []Spec{
+		{Dir: `C:\Windows\Temp`, SystemDirs: []string{`C:\Windows`}},
+		{Dir: `C:\w\sub`, Binds: []Bind{{Source: `C:\w`, Dest: `C:\w`}}},
+	} {
+		if _, err := BuildPlan(s); err != nil {
+			t.Errorf("workdir %s: %v", s.Dir, err)
+		}
+	}
 	if _, err := BuildPlan(Spec{Net: "loopback"}); err == nil {
 		t.Error("unknown network mode accepted")
 	}

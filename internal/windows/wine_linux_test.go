@@ -93,9 +93,15 @@ func TestWineSmoke(t *testing.T) {
 	benv := append(env, "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if os.Getenv("AIRLOCK_TEST_UNPRIVILEGED") != "" || os.Geteuid() != 0 {
 		benv = append(benv, "GOCACHE="+filepath.Join(dir, "gocache"), "GOMODCACHE="+filepath.Join(dir, "gomod"))
+		t.Cleanup(func() {
+			// The module cache is read-only; let go remove it.
+			c := exec.Command(goBin, "clean", "-modcache")
+			c.Env = benv
+			c.Run()
+		})
 	}
 	for _, p := range []string{"driver", "target"} {
-		c := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, p+".exe"), "./testdata/"+p)
+		c := exec.CommandContext(ctx, goBin, "build", "-buildvcs=false", "-o", filepath.Join(dir, p+".exe"), "./testdata/"+p)
 		c.Env = benv
 		if out, err := c.CombinedOutput(); err != nil {
 			if bytes.Contains(out, []byte("dial tcp")) || bytes.Contains(out, []byte("permission denied")) {
