@@ -1,0 +1,81 @@
+package airlock_test
+
+import (
+	"os"
+	"os/exec"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/airlock-sandbox/airlock"
+)
+
+// bwrapArgs is the comparable bubblewrap sandbox: every namespace, read-only
+// system, fresh /proc, /dev and /tmp.
+func bwrapArgs() []string {
+	a := []string{"--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"}
+	for _, d := range []string{"/usr", "/bin", "/lib", "/lib64", "/sbin"} {
+		if fi, err := os.Lstat(d); err == nil {
+			if fi.Mode()&os.ModeSymlink != 0 {
+				t, _ := os.Readlink(d)
+				a = append(a, "--symlink", t, d)
+			} else {
+				a = append(a, "--ro-bind", d, d)
+			}
+		}
+	}
+	return append(a, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true")
+}
+
+func median(d []time.Duration) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+func timeIt(f func() error) (time.Duration, error) {
+	t := time.Now()
+	err := f()
+	return time.Since(t), err
+}
+
+// BenchmarkStartup runs /bin/true bare, in airlock (library and CLI) and in
+// bubblewrap, interleaved, and reports medians and ratios to bubblewrap.
+// Targets: library <= 0.5x bwrap, CLI <= 0.9x bwrap.
+func BenchmarkStartup(b *testing.B) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		b.Skip("bubblewrap is not installed: no baseline to compare with (.ci/run installs it)")
+	}
+	if cliBin == "" {
+		b.Fatal("the CLI did not build")
+	}
+	p := airlock.DefaultPolicy()
+	args := bwrapArgs()
+	var bare, lib, cli, bw []time.Duration
+	for i := 0; i < b.N; i++ {
+		for _, s := range []struct {
+			into *[]time.Duration
+			f    func() error
+		}{
+			{&bare, exec.Command("/bin/true").Run},
+			{&lib, airlock.Command(p, "/bin/true").Run},
+			{&cli, exec.Command(cliBin, "run", "--", "/bin/true").Run},
+			{&bw, exec.Command(bwrap, args...).Run},
+		} {
+			d, err := timeIt(s.f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			*s.into = append(*s.into, d)
+		}
+	}
+	mb, ml, mc, mw := median(bare), median(lib), median(cli), median(bw)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(mb), "bare-ms")
+	b.ReportMetric(ms(ml), "library-ms")
+	b.ReportMetric(ms(mc), "cli-ms")
+	b.ReportMetric(ms(mw), "bwrap-ms")
+	b.ReportMetric(float64(ml)/float64(mw), "library/bwrap")
+	b.ReportMetric(float64(mc)/float64(mw), "cli/bwrap")
+	b.ReportMetric(0, "ns/op")
+}
