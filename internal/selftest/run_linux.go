@@ -34,10 +34,25 @@ var oracles = map[string]string{
 	"G6": "bytes received by the broker",
 }
 
-// Limits for the resource probes: tight, so the host is never at risk.
-var probeLimits = airlock.Limits{
-	Procs: 64, Memory: 128 << 20, CPUTime: time.Second, Output: 1 << 20,
-	FileSize: 16 << 20, OpenFiles: 64, WallTime: 30 * time.Second,
+// limitsFor gives each resource probe the one tight limit it attacks, so
+// the host is never at risk and the verdict names that limit.
+func limitsFor(id string) airlock.Limits {
+	l := airlock.Limits{WallTime: 60 * time.Second}
+	switch id {
+	case "G1":
+		l.Procs = 64
+	case "G2":
+		l.Memory = 128 << 20
+	case "G3":
+		l.FileSize = 16 << 20
+	case "G4":
+		l.CPUTime = time.Second
+	case "G5":
+		l.OpenFiles = 64
+	case "G6":
+		l.Output = 1 << 20
+	}
+	return l
 }
 
 // Run sets up the fixtures, runs the selected probes one after another and
@@ -193,6 +208,12 @@ func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
 		res.Verdict, res.Source, res.Evidence = Blocked, "limit", "stopped by the sandbox: "+string(sres.Status)
 	case sres != nil && strings.Contains(sres.Signal, "SYS"):
 		res.Verdict, res.Source, res.Evidence = Blocked, "seccomp", "killed by "+sres.Signal
+	case perr != nil && sres != nil && limitsFor(id).Memory > 0 && memoryFailure(errb.Bytes()):
+		res.Verdict, res.Source = Blocked, "limit"
+		res.Evidence = "the probe's runtime could not get memory under the limit: " + firstLine(errb.Bytes())
+		if m, ok := sres.Enforced.Lookup("memory"); ok {
+			res.Evidence += fmt.Sprintf(" (memory limit %s by %s: %s)", m.State, m.Mechanism, m.Detail)
+		}
 	case perr != nil:
 		res.Verdict, res.Source = Error, "probe"
 		res.Reason = fmt.Sprintf("%v (run: %v; stderr: %s)", perr, runErr, strings.TrimSpace(string(errb.Bytes())))
@@ -207,6 +228,18 @@ func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
 		res.Evidence += summarize(rep)
 	}
 	return res, nil
+}
+
+// memoryFailure spots a Go runtime that died for lack of address space.
+func memoryFailure(stderr []byte) bool {
+	s := string(stderr)
+	return strings.Contains(s, "fatal error: failed to reserve") || strings.Contains(s, "out of memory") ||
+		strings.Contains(s, "cannot allocate memory")
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
 }
 
 func limitStatus(s airlock.Status) bool {
@@ -277,10 +310,7 @@ func (fx *fixtures) runSandboxed(id string, out, errb io.Writer) (*airlock.Resul
 		airlock.ReadOnly(fx.binary, sandboxProbePath),
 		airlock.ReadOnly(fx.ro, fx.ro),
 		airlock.ReadWrite(fx.rw, fx.rw))
-	p.Limits.WallTime = 60 * time.Second
-	if strings.HasPrefix(id, "G") {
-		p.Limits = probeLimits
-	}
+	p.Limits = limitsFor(id)
 	c := airlock.Command(p, sandboxProbePath, append([]string{"__probe", id}, fx.args(id, true)...)...)
 	c.Stdout, c.Stderr = out, errb
 	switch id {

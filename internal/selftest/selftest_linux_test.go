@@ -36,7 +36,13 @@ func probeBinary(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: its parent is 0700, and a root broker's sandbox user
+	// (nobody) must reach the binary to bind it.
+	dir, err := os.MkdirTemp("", "airlock-probe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "airlock-probe")
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
