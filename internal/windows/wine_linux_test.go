@@ -110,6 +110,12 @@ func TestWineSmoke(t *testing.T) {
 			t.Fatalf("build %s: %v\n%s", p, err, out)
 		}
 	}
+	// The root package's Windows tests, run under Wine below too.
+	c := exec.CommandContext(ctx, goBin, "test", "-buildvcs=false", "-c", "-o", filepath.Join(dir, "root.test.exe"), "../..")
+	c.Env = benv
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("build root package tests: %v\n%s", err, out)
+	}
 	shim := filepath.Join(dir, "bcryptprimitives.dll")
 	if out, err := exec.CommandContext(ctx, gcc, "-shared", "-O2", "-o", shim, "testdata/prng_shim.c", "testdata/prng_shim.def", "-ladvapi32").CombinedOutput(); err != nil {
 		t.Fatalf("build ProcessPrng shim: %v\n%s", err, out)
@@ -129,6 +135,17 @@ func TestWineSmoke(t *testing.T) {
 	out, err := sh(wine, filepath.Join(dir, "driver.exe"), `Z:`+strings.ReplaceAll(filepath.Join(dir, "target.exe"), "/", `\`))
 	if err != nil {
 		t.Fatalf("driver under Wine: %v\n%s", err, out)
+	}
+	// backend_windows_test.go: plumbing passes, confinement tests skip.
+	rout, err := sh(wine, filepath.Join(dir, "root.test.exe"), "-test.run", "^TestWindows", "-test.v")
+	if err != nil {
+		t.Errorf("backend_windows_test.go under Wine: %v\n%s", err, rout)
+	}
+	for _, want := range []string{"--- PASS: TestWindowsSpec", "--- PASS: TestWindowsExitAndStdio", "--- PASS: TestWindowsStrictFallback",
+		"--- SKIP: TestWindowsSecretUnreadable", "--- SKIP: TestWindowsWriteConfined"} {
+		if !bytes.Contains(rout, []byte(want)) {
+			t.Errorf("backend_windows_test.go under Wine: no %q in\n%s", want, rout)
+		}
 	}
 	got := map[string]wineLine{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
