@@ -178,9 +178,7 @@ func DefaultPolicy() Policy {
 		}
 	}
 	for _, f := range etcFiles {
-		m := ReadOnly("/etc/"+f, "")
-		m.Optional = true
-		p.Mounts = append(p.Mounts, m)
+		p.Mounts = append(p.Mounts, etcEntry("/etc/"+f)...)
 	}
 	home := sandboxHome()
 	p.Mounts = append(p.Mounts, Tmpfs("/tmp", 0), Tmpfs(home, 0))
@@ -338,4 +336,24 @@ func within(path, dir string) bool {
 	}
 	path, dir = filepath.Clean(path), filepath.Clean(dir)
 	return path == dir || strings.HasPrefix(path, dir+"/") || dir == "/"
+}
+
+// etcEntry shares one /etc entry: small files are copied into the sandbox
+// (cheaper than a bind mount each, and a later change on the host cannot
+// reach the sandbox), directories are bound read-only.
+func etcEntry(path string) []Mount {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil
+	case fi.IsDir():
+		return []Mount{ReadOnly(path, path)}
+	case fi.Mode().IsRegular() && fi.Size() <= 1<<20:
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		return []Mount{{Kind: File, Dest: path, Data: b}}
+	}
+	return nil
 }

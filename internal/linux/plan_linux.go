@@ -20,11 +20,12 @@ import (
 const newRoot = "/tmp"
 
 // maskedProcFiles hide kernel data a sandbox has no use for (THREATS B1).
-var maskedProcFiles = []string{"kcore", "keys", "key-users", "timer_list", "sched_debug",
-	"latency_stats", "timer_stats", "kallsyms", "kmsg", "kpagecount", "kpageflags",
-	"kpagecgroup", "vmallocinfo", "config.gz", "sysrq-trigger", "interrupts", "softirqs"}
+// Only files a user may read need masking: the root-only ones (kcore, kmsg,
+// sched_debug, ...) are already closed to the sandbox user.
+var maskedProcFiles = []string{"keys", "key-users", "kallsyms", "interrupts", "softirqs",
+	"latency_stats", "timer_list", "sysrq-trigger"}
 
-var maskedProcDirs = []string{"acpi", "scsi", "asound", "irq", "bus", "fs", "driver", "tty", "sys", "pressure"}
+var maskedProcDirs = []string{"acpi", "scsi", "asound", "irq", "bus", "driver", "pressure"}
 
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
@@ -499,6 +500,10 @@ func (pl *plan) mounts(spec *Spec, hf hostFacts) error {
 		p.sys("mask /proc/"+d, unix.SYS_MOUNT, p.str("tmpfs"), p.str(newRoot+"/proc/"+d), p.str("tmpfs"),
 			unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, p.str("size=0,mode=0555")).flags = fIgnoreErr
 	}
+
+	// Kernel knobs stay readable (programs read sysctls) but never writable.
+	p.sys("mount /proc/sys", unix.SYS_MOUNT, p.str(newRoot+"/proc/sys"), p.str(newRoot+"/proc/sys"), p.str(""), unix.MS_BIND|unix.MS_REC, 0)
+	remount("mount /proc/sys", "/proc/sys", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 
 	// Read-only root, then pivot into it and drop the old root.
 	remount("read-only root", "", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
