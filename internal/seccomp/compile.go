@@ -77,50 +77,49 @@ func (f *Filter) Compile(arch string) ([]SockFilter, error) {
 // run is a range of syscall numbers [start, next run's start) sharing code.
 type run struct {
 	start uint32
-	key   string       // equal keys = identical code
+	key   runKey       // equal keys = identical code
 	code  []SockFilter // ends in RET
 }
 
 // runs maps every number 0..2^32-1 (below the x32 bit on amd64) to code.
 func (f *Filter) runs(a *archInfo) ([]run, error) {
-	leaf := func(nr int) (run, error) {
-		name, ok := a.byNr[nr]
-		if !ok {
-			return run{key: simpleKey(f.Unknown), code: []SockFilter{ret(f.Unknown)}}, nil
-		}
-		rs := f.Rules[name]
-		if len(rs) == 0 || len(rs[0].Args) == 0 {
-			act := f.Default
-			if len(rs) > 0 {
-				act = rs[0].Action
-			}
-			return run{key: simpleKey(act), code: []SockFilter{ret(act)}}, nil
-		}
-		code, err := ruleCode(rs, f.Default)
-		if err != nil {
-			return run{}, fmt.Errorf("seccomp: syscall %s: %w", name, err)
-		}
-		return run{key: "rules:" + name, code: code}, nil
-	}
 	var out []run
-	add := func(start uint32, r run) {
-		if len(out) > 0 && out[len(out)-1].key == r.key {
-			return
-		}
-		r.start = start
-		out = append(out, r)
-	}
 	for nr := 0; nr <= a.maxNr+1; nr++ { // maxNr+1 starts the open-ended unknown run
-		r, err := leaf(nr)
-		if err != nil {
-			return nil, err
+		var key runKey
+		var rs []Rule
+		name, ok := a.byNr[nr]
+		switch {
+		case !ok:
+			key = simpleKey(f.Unknown)
+		case len(f.Rules[name]) == 0:
+			key = simpleKey(f.Default)
+		case len(f.Rules[name][0].Args) == 0: // unconditional first rule
+			key = simpleKey(f.Rules[name][0].Action)
+		default:
+			key, rs = runKey{rules: name}, f.Rules[name]
 		}
-		add(uint32(nr), r)
+		if len(out) > 0 && out[len(out)-1].key == key {
+			continue
+		}
+		code := []SockFilter{stmt(opRetK, key.ret)}
+		if rs != nil {
+			var err error
+			if code, err = ruleCode(rs, f.Default); err != nil {
+				return nil, fmt.Errorf("seccomp: syscall %s: %w", name, err)
+			}
+		}
+		out = append(out, run{start: uint32(nr), key: key, code: code})
 	}
 	return out, nil
 }
 
-func simpleKey(a Action) string { return fmt.Sprintf("ret:%#x", a.Ret()) }
+// runKey identifies a leaf's code: a bare RET value, or a syscall's rules.
+type runKey struct {
+	ret   uint32
+	rules string
+}
+
+func simpleKey(a Action) runKey { return runKey{ret: a.Ret()} }
 
 // ruleCode emits first-match-wins checks for rs, falling back to def.
 func ruleCode(rs []Rule, def Action) ([]SockFilter, error) {

@@ -439,3 +439,50 @@ func BenchmarkCompileDefault(b *testing.B) {
 		}
 	}
 }
+
+func TestBuildCached(t *testing.T) {
+	f1, p1, err := Build("default", []string{"ptrace"}, []string{"getpid"}, true, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, p2, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, true, "amd64")
+	if f1 != f2 || &p1[0] != &p2[0] {
+		t.Error("second Build did not hit the cache")
+	}
+	ref, _ := Preset("default")
+	ref.Adjust([]string{"ptrace"}, []string{"getpid"})
+	want, _ := ref.WithNotify().Compile("amd64")
+	if len(want) != len(p1) {
+		t.Fatalf("cached program differs from a fresh compile")
+	}
+	for i := range want {
+		if want[i] != p1[i] {
+			t.Fatalf("cached program differs at %d", i)
+		}
+	}
+	if _, _, err := Build("default", []string{"nope"}, nil, false, "amd64"); err == nil {
+		t.Error("unknown name accepted by Build")
+	}
+	_, p3, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, false, "amd64")
+	if &p3[0] == &p1[0] {
+		t.Error("notify and errno programs share a cache entry")
+	}
+}
+
+func BenchmarkBuildUncached(b *testing.B) {
+	for b.Loop() {
+		f, _ := Preset("default")
+		f.Adjust([]string{"ptrace"}, nil)
+		if _, err := f.WithNotify().Compile("amd64"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBuildCached(b *testing.B) {
+	for b.Loop() {
+		if _, _, err := Build("default", []string{"ptrace"}, nil, true, "amd64"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

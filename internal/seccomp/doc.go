@@ -79,6 +79,15 @@
 // syscalls with ENOSYS, so denial still holds. TSYNC and NEW_LISTENER
 // together need SECCOMP_FILTER_FLAG_TSYNC_ESRCH (Linux 5.7+).
 //
+// # Cost
+//
+// Build memoizes Preset+Adjust+WithNotify+Compile per process, so repeated
+// runs of one policy pay a map lookup instead of a compile. Syscalls whose
+// answer does not depend on arguments are allowed through the kernel's
+// seccomp action cache (Linux 5.11+) without running the program: the
+// compiler only emits instructions that cache understands (loads of nr
+// and arch, JEQ/JGE/JA, AND, RET).
+//
 // Kill actions are not notified: a strict-preset violation ends the target
 // and shows up as a SIGSYS death.
 package seccomp

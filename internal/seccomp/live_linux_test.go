@@ -92,6 +92,9 @@ func childMain(mode string) {
 		notifyChild(ctl, res)
 	case "exec":
 		execChild()
+	case "bench":
+		benchChild(ctl, os.Getenv(execPresetEnv))
+		os.Exit(0)
 	default:
 		fail(fmt.Errorf("unknown mode %q", mode))
 	}
@@ -163,13 +166,21 @@ func openPty(t *testing.T) (master, slave *os.File) {
 // lets the caller set stdin and session flags.
 func startChild(t *testing.T, mode string, setup func(*exec.Cmd)) (*exec.Cmd, *os.File) {
 	t.Helper()
+	return startChildCmd(t, mode, nil, setup)
+}
+
+func startChildEnv(t *testing.T, mode string, env []string) (*exec.Cmd, *os.File) {
+	return startChildCmd(t, mode, env, nil)
+}
+
+func startChildCmd(t *testing.T, mode string, env []string, setup func(*exec.Cmd)) (*exec.Cmd, *os.File) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl-child")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode), env...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Stderr = os.Stderr
 	if setup != nil {
