@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 )
 
 // HelperArg is argv[1] that makes the airlock binary run HelperMain.
@@ -83,7 +84,10 @@ type Listeners struct {
 	DNS6     *net.UDPConn     // [::1]:DNSPort
 	DNSTCP4  *net.TCPListener // 127.0.0.1:DNSPort, all TCP port 53
 	DNSTCP6  *net.TCPListener // [::1]:DNSPort
-	HTTP     *net.TCPListener // 127.0.0.1:HTTPPort, HTTP proxy for proxy-aware tools
+	// DropLog, when not nil, is a netlink socket reporting the packets the
+	// rules dropped; read it and decode with ParseDropLog.
+	DropLog *os.File
+	HTTP    *net.TCPListener // 127.0.0.1:HTTPPort, HTTP proxy for proxy-aware tools
 }
 
 // Close closes every socket.
@@ -101,6 +105,9 @@ func (l *Listeners) Close() error {
 		if v != nil {
 			errs = append(errs, v.Close())
 		}
+	}
+	if l.DropLog != nil {
+		errs = append(errs, l.DropLog.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -120,4 +127,5 @@ const (
 	nameHTTP     = "http"
 	nameDNSTCP4  = "dnstcp4"
 	nameDNSTCP6  = "dnstcp6"
+	nameDropLog  = "droplog"
 )

@@ -79,7 +79,9 @@ func setup(cfg Config) ([]string, []*os.File, error) {
 	}
 	// IPv6 is optional: without it, IPv6 connects fail (ENETUNREACH).
 	v6 := addLocalDefault(unix.AF_INET6) == nil
-	if err := installRules(cfg, v6); err != nil {
+	// The drop log is optional: without it drops are not reported.
+	dropLog, logErr := openDropLog()
+	if err := installRules(cfg, v6, logErr == nil); err != nil {
 		return nil, nil, fmt.Errorf("netns: nftables rules (nf_tables may be unavailable in user namespaces on this host): %w", err)
 	}
 	type sockSpec struct {
@@ -112,6 +114,10 @@ func setup(cfg Config) ([]string, []*os.File, error) {
 		}
 		names = append(names, s.name)
 		files = append(files, f)
+	}
+	if dropLog != nil {
+		names = append(names, nameDropLog)
+		files = append(files, dropLog)
 	}
 	return names, files, nil
 }
@@ -215,10 +221,10 @@ func addLocalDefault(family int) error {
 //	ip  daddr 127.0.0.0/8   accept                 (the sandbox's own loopback)
 //	ip6 daddr ::1           accept
 //	meta l4proto tcp        redirect to :CapturePort
-//	drop                    (other UDP, ICMP, SCTP ... to non-loopback)
+//	[log group] drop        (other UDP, ICMP, SCTP ... to non-loopback)
 //
 // A nat chain sees only the first packet of each flow, so replies pass.
-func installRules(cfg Config, v6 bool) error {
+func installRules(cfg Config, v6, logDrops bool) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
@@ -276,6 +282,10 @@ func installRules(cfg Config, v6 bool) error {
 	rule(append(l4(unix.IPPROTO_TCP), redirect(cfg.CapturePort)...)...)
 
 	// Everything else leaving loopback goes nowhere.
-	rule(&expr.Verdict{Kind: expr.VerdictDrop})
+	if logDrops {
+		rule(&expr.Log{Key: 1 << unix.NFTA_LOG_GROUP, Group: dropLogGroup}, &expr.Verdict{Kind: expr.VerdictDrop})
+	} else {
+		rule(&expr.Verdict{Kind: expr.VerdictDrop})
+	}
 	return c.Flush()
 }

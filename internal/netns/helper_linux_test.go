@@ -143,6 +143,24 @@ func TestHelperCapturesTCPAndDNS(t *testing.T) {
 	if !strings.Contains(r.UDPOtherErr, "operation not permitted") {
 		t.Errorf("sending to 192.0.2.9:9999 did not fail fast with EPERM: %q", r.UDPOtherErr)
 	}
+	if l.DropLog == nil {
+		t.Error("no drop log from the helper")
+	} else {
+		l.DropLog.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 65536)
+		want := netns.Dropped{Proto: "udp", Dst: netip.MustParseAddrPort("192.0.2.9:9999")}
+		found := false
+		for !found {
+			n, err := l.DropLog.Read(buf)
+			if err != nil {
+				t.Errorf("drop log: %v before reporting %+v", err, want)
+				break
+			}
+			for _, d := range netns.ParseDropLog(buf[:n]) {
+				found = found || d == want
+			}
+		}
+	}
 	if r.UDPOtherGot {
 		t.Errorf("datagram to 192.0.2.9:9999 was delivered; the drop rule is missing")
 	}

