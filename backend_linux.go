@@ -200,18 +200,8 @@ func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) 
 // target, so one bug in the namespaces or mounts is not an escape.
 func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) error {
 	strict := p.Enforce != BestEffort
-	f, err := seccomp.Preset(p.Syscalls.Preset)
-	if err != nil {
-		return &SetupError{Stage: "seccomp", Err: err}
-	}
-	if err := f.Adjust(p.Syscalls.Allow, p.Syscalls.Deny); err != nil {
-		return &SetupError{Stage: "seccomp", Err: err}
-	}
 	notify := p.Syscalls.Preset != "strict"
-	if notify {
-		f = f.WithNotify()
-	}
-	insns, err := f.Compile(runtime.GOARCH)
+	f, insns, err := compiledFilter(p.Syscalls, notify)
 	if err != nil {
 		return &SetupError{Stage: "seccomp", Err: err}
 	}
@@ -332,3 +322,35 @@ func probe() Features { return Features{OS: "linux"} }
 
 var _ = strconv.Itoa
 var _ = syscall.EPERM
+
+type compiled struct {
+	f     *seccomp.Filter
+	insns []seccomp.SockFilter
+}
+
+// filterCache holds compiled filters by policy: compiling costs more than
+// the rest of a launch's planning, and the result never changes.
+var filterCache sync.Map
+
+func compiledFilter(sp SyscallPolicy, notify bool) (*seccomp.Filter, []seccomp.SockFilter, error) {
+	key := fmt.Sprintf("%s|%q|%q|%v", sp.Preset, sp.Allow, sp.Deny, notify)
+	if c, ok := filterCache.Load(key); ok {
+		return c.(compiled).f, c.(compiled).insns, nil
+	}
+	f, err := seccomp.Preset(sp.Preset)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.Adjust(sp.Allow, sp.Deny); err != nil {
+		return nil, nil, err
+	}
+	if notify {
+		f = f.WithNotify()
+	}
+	insns, err := f.Compile(runtime.GOARCH)
+	if err != nil {
+		return nil, nil, err
+	}
+	filterCache.Store(key, compiled{f, insns})
+	return f, insns, nil
+}

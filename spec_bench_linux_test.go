@@ -1,0 +1,20 @@
+package airlock
+
+import (
+	"os"
+	"testing"
+
+	"github.com/airlock-sandbox/airlock/internal/seccomp"
+)
+
+// BenchmarkLinuxSpec measures the broker's per-run policy compilation.
+func BenchmarkLinuxSpec(b *testing.B) {
+	p := DefaultPolicy().withDefaults()
+	l := &launch{Policy: p, Path: "/bin/true", Args: []string{"true"}, Dir: "/", Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	for i := 0; i < b.N; i++ {
+		var f *seccomp.Filter
+		if _, _, err := linuxSpec(l, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
