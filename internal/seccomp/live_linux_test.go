@@ -90,6 +90,8 @@ func childMain(mode string) {
 		os.Exit(0)
 	case "notify":
 		notifyChild(ctl, res)
+	case "notify-hold":
+		notifyHoldChild(ctl)
 	case "exec":
 		execChild()
 	case "bench":

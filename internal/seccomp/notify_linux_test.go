@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -125,5 +126,42 @@ func TestLiveNotifyServe(t *testing.T) {
 	}
 	if sockArgs[0] != 38 {
 		t.Errorf("socket denial args %x, want family 38 first", sockArgs)
+	}
+}
+
+// notifyHoldChild installs a notifying filter, hands over the listener and
+// waits for the parent without making a denied call.
+func notifyHoldChild(ctl *os.File) {
+	f, _ := Preset("default")
+	prog, _ := f.WithNotify().Compile(runtime.GOARCH)
+	lfd, err := Install(Fprog(prog), unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+	if err != nil {
+		os.Exit(2)
+	}
+	unix.Sendmsg(int(ctl.Fd()), []byte{'L'}, unix.UnixRights(lfd), nil, 0)
+	unix.Close(lfd)
+	var b [1]byte
+	ctl.Read(b[:])
+	os.Exit(0)
+}
+
+// Cancelling the context stops Serve while the target is still alive.
+func TestLiveServeContextCancel(t *testing.T) {
+	requireSeccomp(t)
+	f, _ := Preset("default")
+	cmd, ctl := startChild(t, "notify-hold", nil)
+	defer func() { ctl.Write([]byte{1}); cmd.Wait() }()
+	lfd := recvFd(t, ctl)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeContext(ctx, lfd, f.WithNotify(), runtime.GOARCH, nil) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Fatalf("ServeContext after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(60 * time.Second): // hang guard
+		t.Fatal("ServeContext did not return after cancel")
 	}
 }
