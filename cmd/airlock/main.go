@@ -8,6 +8,8 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/airlock-sandbox/airlock"
 )
 
 const usage = `usage: airlock COMMAND [flags]
@@ -26,6 +28,7 @@ var version = "dev"
 const exitSetup = 125
 
 func main() {
+	airlock.RunHelper()
 	if len(os.Args) > 1 {
 		if h, ok := hidden[os.Args[1]]; ok {
 			os.Exit(h(os.Args[2:]))

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package airlock
+
+func runPlatformHelper() {}
