@@ -105,6 +105,33 @@ func bestBulk(addr string) (time.Duration, error) {
 	return best, nil
 }
 
+func plainRelay(b *testing.B, target string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
@@ -219,6 +246,14 @@ func BenchmarkEgress(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// A plain relay on host loopback (no namespace, no NAT, no policy):
+		// what any user-space hop costs on this machine.
+		relay := plainRelay(b, direct)
+		rd, err := bestBulk(relay)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(benchBulk)/rd.Seconds()/1e6, "plain-relay-MB/s")
 		brokerMBs := float64(benchBulk) / r.BulkSeconds / 1e6
 		directMBs := float64(benchBulk) / dd.Seconds() / 1e6
 		b.ReportMetric(brokerMBs, "broker-MB/s")

@@ -53,6 +53,9 @@ func (p *Proxy) answerDNS(query []byte) (reply []byte, denied *Conn) {
 	case dnsmessage.TypeA:
 		ans = append(ans, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AResource{A: v4.As4()}})
 	case dnsmessage.TypeAAAA:
+		if p.noIPv6.Load() {
+			break // no IPv6 inside: an empty answer makes clients use IPv4
+		}
 		ans = append(ans, dnsmessage.Resource{Header: rh, Body: &dnsmessage.AAAAResource{AAAA: v6.As16()}})
 	}
 	return buildDNS(resp, &q, ans), nil

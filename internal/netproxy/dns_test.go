@@ -74,6 +74,12 @@ func TestAnswerDNS(t *testing.T) {
 			}
 		}
 	}
+	// Without IPv6 in the namespace, AAAA is answered empty.
+	p.noIPv6.Store(true)
+	var m dnsmessage.Message
+	if err := m.Unpack(must(p.answerDNS(query(t, 9, "pypi.org.", dnsmessage.TypeAAAA)))); err != nil || m.Header.RCode != dnsmessage.RCodeSuccess || len(m.Answers) != 0 {
+		t.Errorf("AAAA without IPv6: %+v %v", m, err)
+	}
 	// Not a query, or garbage: no reply at all.
 	if r, _ := p.answerDNS([]byte{1, 2, 3}); r != nil {
 		t.Error("replied to garbage")
@@ -84,3 +90,5 @@ func TestAnswerDNS(t *testing.T) {
 		t.Error("replied to a response")
 	}
 }
+
+func must(b []byte, _ *Conn) []byte { return b }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/netns"
@@ -59,6 +60,8 @@ type Proxy struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
+	noIPv6 atomic.Bool // the namespace has no IPv6: answer AAAA empty
+
 	mu      sync.Mutex
 	log     []Conn
 	dropped int
@@ -102,6 +105,7 @@ func (p *Proxy) Serve(l *netns.Listeners) error {
 	if p.closed {
 		return net.ErrClosed
 	}
+	p.noIPv6.Store(l.Capture6 == nil)
 	for _, ln := range []*net.TCPListener{l.Capture4, l.Capture6} {
 		if ln != nil {
 			p.track(ln)
