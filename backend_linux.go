@@ -318,8 +318,6 @@ func (lp *linuxProcess) onDeny(name string, args [6]uint64) {
 	}
 }
 
-func probe() Features { return Features{OS: "linux"} }
-
 var _ = strconv.Itoa
 var _ = syscall.EPERM
 

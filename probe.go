@@ -8,6 +8,19 @@ type Feature struct {
 	// Lost is what protection is missing without it; Fix says how to get it.
 	Lost string `json:"lost,omitempty"`
 	Fix  string `json:"fix,omitempty"`
+	// Required: the default policy cannot be fully enforced without it.
+	Required bool `json:"required"`
+}
+
+// DefaultEnforceable reports whether every feature the default policy
+// needs is available.
+func (f Features) DefaultEnforceable() bool {
+	for _, it := range f.Items {
+		if it.Required && !it.Available {
+			return false
+		}
+	}
+	return len(f.Items) > 0
 }
 
 // Features is what this host can enforce, as found by Probe.

@@ -588,3 +588,22 @@ func TestCLIErrors(t *testing.T) {
 		t.Errorf("unknown policy key not named: %s", out)
 	}
 }
+
+// With user namespaces disabled, run and check say so and how to fix it.
+func TestUserNamespacesDisabledExplained(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the CLI did not build")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("util-linux unshare is not installed: cannot make a user namespace with the limit set to 0")
+	}
+	// max_user_namespaces is per user namespace: set it to 0 in a child one.
+	out, _ := exec.Command("unshare", "-Ur", "sh", "-c",
+		"echo 0 > /proc/sys/user/max_user_namespaces && "+cliBin+" run -- true; echo rc=$?; "+cliBin+" check; echo rc=$?").CombinedOutput()
+	s := string(out)
+	for _, want := range []string{"max_user_namespaces = 0", "sysctl -w user.max_user_namespaces", "rc=125", "MISSING user namespaces", "rc=1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}

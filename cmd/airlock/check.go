@@ -16,20 +16,18 @@ func checkMain(args []string) int {
 		return 2
 	}
 	f := airlock.Probe()
-	ok := true
-	for _, it := range f.Items {
-		if !it.Available && it.Lost != "" {
-			ok = false
-		}
-	}
+	ok := f.DefaultEnforceable()
 	if *asJSON {
 		b, _ := json.MarshalIndent(f, "", "  ")
 		fmt.Println(string(b))
 	} else {
 		for _, it := range f.Items {
-			mark := "ok  "
+			mark := "ok"
 			if !it.Available {
-				mark = "MISSING"
+				mark = "missing"
+				if it.Required {
+					mark = "MISSING"
+				}
 			}
 			fmt.Printf("%-7s %-28s %s\n", mark, it.Name, it.Detail)
 			if !it.Available {
