@@ -23,11 +23,11 @@ func start(l *launch) (process, error) {
 	if err != nil {
 		return nil, &SetupError{Stage: "policy", Err: notEnforceable(err)}
 	}
-	var j *windows.Journal
-	if len(plan.Grants) > 0 {
-		if j, err = windows.DefaultJournal(fmt.Sprint(os.Getpid(), "-", runSeq.Add(1))); err != nil {
-			return nil, &SetupError{Stage: "grants journal", Err: err, Hint: "set LOCALAPPDATA"}
-		}
+	// The journal is also needed without grants: each run repairs the
+	// grants a crashed broker left behind.
+	j, err := windows.DefaultJournal(fmt.Sprint(os.Getpid(), "-", runSeq.Add(1)))
+	if err != nil && len(plan.Grants) > 0 {
+		return nil, &SetupError{Stage: "grants journal", Err: err, Hint: "set LOCALAPPDATA"}
 	}
 	p, err := windows.Start(plan, windows.Command{Path: spec.Program, Args: l.Args, Env: l.Env, Dir: spec.Dir, Stdio: l.Stdio}, j)
 	if err != nil {

@@ -45,6 +45,8 @@ type Process struct {
 	ev       Evidence
 	killed   bool
 	reaping  bool
+	jobTime  int64 // the plan's user-time limit, 100 ns units
+	userTime int64
 	zero     chan struct{}
 	report   []Protection
 	undo     []func() error
@@ -59,7 +61,12 @@ const portKey = 1
 // suspended until it is inside the job. j journals file grants; it is
 // repaired first so grants left by a crashed broker are undone.
 func Start(plan *Plan, cmd Command, j *Journal) (_ *Process, err error) {
-	p := &Process{zero: make(chan struct{})}
+	p := &Process{zero: make(chan struct{}), jobTime: plan.Job.JobUserTime100}
+	if j != nil {
+		if _, err := j.Repair(); err != nil {
+			return nil, fmt.Errorf("repair grants left by an earlier run: %w", err)
+		}
+	}
 	defer func() {
 		if err != nil {
 			p.cleanup()
@@ -247,9 +254,6 @@ func (p *Process) grant(plan *Plan, j *Journal, sid string) error {
 	if j == nil {
 		return errors.New("file grants need a journal")
 	}
-	if _, err := j.Repair(); err != nil {
-		return fmt.Errorf("repair grants left by an earlier run: %w", err)
-	}
 	for _, g := range plan.Grants {
 		fi, err := os.Stat(g.Path)
 		if err != nil {
@@ -377,6 +381,7 @@ func (p *Process) wait() (*Outcome, error) {
 	if xwin.QueryInformationJobObject(p.job, xwin.JobObjectBasicAndIoAccountingInformation,
 		uintptr(unsafe.Pointer(&acct)), uint32(unsafe.Sizeof(acct)), nil) == nil {
 		out.CPUTime = time.Duration(acct.Basic.TotalUserTime+acct.Basic.TotalKernelTime) * 100
+		p.userTime = acct.Basic.TotalUserTime
 		out.Procs = int(acct.Basic.TotalProcesses)
 	}
 	var ext xwin.JOBOBJECT_EXTENDED_LIMIT_INFORMATION
@@ -388,6 +393,11 @@ func (p *Process) wait() (*Outcome, error) {
 	ev := p.ev
 	ev.Killed = p.killed
 	p.mu.Unlock()
+	// With the default end-of-job-time action Windows terminates the job
+	// without a notification; the accounting is the evidence.
+	if p.jobTime > 0 && p.userTime >= p.jobTime {
+		ev.JobTime = true
+	}
 	out.Status, out.Signal = Verdict(code, ev)
 	out.Report = p.report
 	out.CleanupErr = p.cleanup()
