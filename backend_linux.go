@@ -208,6 +208,10 @@ func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) 
 	spec.Seccomp, spec.SeccompNotify = insns, notify
 	*filter = f
 	rep.add("syscalls", "seccomp-bpf preset "+p.Syscalls.Preset, Enforced, "")
+	if notify {
+		rep.add("denial log", "seccomp user notification", Enforced,
+			"lists denied syscalls; file accesses refused by Landlock or the mount view (EACCES, EROFS, ENOENT) are not visible to seccomp and are not listed")
+	}
 
 	abi, err := landlock.ABI()
 	if err != nil || abi == 0 {
@@ -286,7 +290,7 @@ func start(l *launch) (process, error) {
 		return nil, &SetupError{Stage: "start", Err: err}
 	}
 	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}, cg: cg,
-		exited: make(chan struct{}), policy: l.Policy}
+		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial}
 	if cg != nil && l.Policy.Limits.CPUTime > 0 {
 		go lp.watchCPU(l.Policy.Limits.CPUTime)
 	}

@@ -34,6 +34,10 @@ type Cmd struct {
 	// Result is filled by Wait (and by Run, Output, CombinedOutput).
 	Result *Result
 
+	// OnDenial, when set, is called as each operation is refused (the first
+	// time, with Count 1, and again on later ones), from another goroutine.
+	OnDenial func(Denial)
+
 	ctx      context.Context
 	proc     process
 	started  bool
@@ -74,6 +78,8 @@ type launch struct {
 	Env    []string
 	Dir    string
 	Stdio  [3]*os.File
+	// OnDenial reports denials live (may be nil).
+	OnDenial func(Denial)
 }
 
 // process is a started sandbox, as a backend sees it.
@@ -150,7 +156,7 @@ func (c *Cmd) Start() error {
 	if err := p.Validate(); err != nil {
 		return fail(&SetupError{Stage: "policy", Err: err})
 	}
-	l := &launch{Policy: p, Path: c.Path, Args: c.Args, Env: mergeEnv(p.Env, c.Env), Dir: c.Dir}
+	l := &launch{Policy: p, Path: c.Path, Args: c.Args, Env: mergeEnv(p.Env, c.Env), Dir: c.Dir, OnDenial: c.OnDenial}
 	if len(l.Args) == 0 {
 		l.Args = []string{c.Path}
 	}

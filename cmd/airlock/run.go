@@ -152,6 +152,13 @@ func runMain(args []string) int {
 	defer stop()
 	cmd := airlock.CommandContext(ctx, p, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if verbose {
+		cmd.OnDenial = func(d airlock.Denial) {
+			if d.Count == 1 {
+				fmt.Fprintf(os.Stderr, "airlock: denied %s %s (%s)\r\n", d.Kind, d.Name, d.Detail)
+			}
+		}
+	}
 	restore := rawTerminal(os.Stdin)
 	err := cmd.Run()
 	restore()
@@ -159,7 +166,7 @@ func runMain(args []string) int {
 	if verbose && res != nil {
 		fmt.Fprint(os.Stderr, "airlock: enforced:\n"+indent(res.Enforced.String()))
 		for _, d := range res.Denials {
-			fmt.Fprintf(os.Stderr, "airlock: denied %s %s x%d %s\n", d.Kind, d.Name, d.Count, d.Detail)
+			fmt.Fprintf(os.Stderr, "airlock: denied %s %s: %d time(s)\n", d.Kind, d.Name, d.Count)
 		}
 	}
 	if resultPath != "" && res != nil {
