@@ -32,9 +32,13 @@ func probeE1(p *run) {
 		p.escape("TIOCSTI injected input")
 		return
 	}
-	if p.step("setsid", unixSetsid()) {
-		_, _, e := syscall.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
-		if p.step("ioctl(0, TIOCSCTTY)", errOf(e)) && inject("Y", 'Y') {
+	// A session leader without a terminal (what setsid leaves behind) may
+	// take any terminal that is nobody's controlling tty yet.
+	p.step("setsid", unixSetsid())
+	_, _, e := syscall.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	if p.step("ioctl(0, TIOCSCTTY)", errOf(e)) {
+		p.note("took stdin as controlling terminal")
+		if inject("Y", 'Y') {
 			p.escape("TIOCSTI injected input after taking the terminal")
 		}
 	}

@@ -121,6 +121,7 @@ func probeG4(p *run) {
 		syscall.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, 0, 0, uintptrOf(&prm))
 		p.escape("real-time scheduling granted")
 	}
+	emit(&p.r) // the CPU limit may kill us before the final report
 	want, _ := strconv.ParseFloat(p.arg("cpu"), 64)
 	if want <= 0 {
 		want = 2

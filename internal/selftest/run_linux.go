@@ -204,8 +204,13 @@ func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
 		if rep != nil && rep.Detail != "" {
 			res.Evidence += " (probe: " + rep.Detail + ")"
 		}
+	case rep != nil && rep.Escaped:
+		res.Verdict, res.Source, res.Evidence = Escaped, "probe", rep.Detail
 	case sres != nil && limitStatus(sres.Status):
 		res.Verdict, res.Source, res.Evidence = Blocked, "limit", "stopped by the sandbox: "+string(sres.Status)
+		if rep != nil {
+			res.Evidence += "; before that: " + summarize(rep)
+		}
 	case sres != nil && strings.Contains(sres.Signal, "SYS"):
 		res.Verdict, res.Source, res.Evidence = Blocked, "seccomp", "killed by "+sres.Signal
 	case perr != nil && sres != nil && limitsFor(id).Memory > 0 && memoryFailure(errb.Bytes()):
@@ -217,8 +222,6 @@ func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
 	case perr != nil:
 		res.Verdict, res.Source = Error, "probe"
 		res.Reason = fmt.Sprintf("%v (run: %v; stderr: %s)", perr, runErr, strings.TrimSpace(string(errb.Bytes())))
-	case rep.Escaped:
-		res.Verdict, res.Source, res.Evidence = Escaped, "probe", rep.Detail
 	default:
 		res.Verdict, res.Source = Blocked, "probe"
 		if o := oracles[id]; o != "" {
