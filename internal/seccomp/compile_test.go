@@ -486,3 +486,18 @@ func BenchmarkBuildCached(b *testing.B) {
 		}
 	}
 }
+
+func TestWithNotifyExcept(t *testing.T) {
+	f, _ := Preset("default")
+	n := f.WithNotifyExcept("clone3", "tuxcall")
+	progs := compileAll(t, n)
+	if got := evalCall(t, progs, call{arch: "amd64", name: "clone3"}); got != Errno(enosys) {
+		t.Errorf("quiet clone3 = %v, want errno(38)", got)
+	}
+	if got := evalCall(t, progs, call{arch: "amd64", name: "tuxcall"}); got != Errno(eperm) {
+		t.Errorf("quiet tuxcall (no rule, default) = %v, want errno(1)", got)
+	}
+	if got := evalCall(t, progs, call{arch: "amd64", name: "keyctl"}); got.kind != kindNotify {
+		t.Errorf("keyctl = %v, want notify", got)
+	}
+}

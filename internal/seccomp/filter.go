@@ -100,8 +100,22 @@ func (f *Filter) Adjust(allow, deny []string) error {
 // WithNotify returns a copy in which every Errno action (including Default
 // and Unknown) becomes Notify (remembering its errno), so the broker sees each denial and answers
 // it with the errno from DenyErrno. Kill actions stay kills.
-func (f *Filter) WithNotify() *Filter {
+func (f *Filter) WithNotify() *Filter { return f.WithNotifyExcept() }
+
+// WithNotifyExcept is WithNotify, except that the named syscalls keep
+// their plain Errno and never wake the broker. Use it for expected probes
+// such as clone3: glibc (2.34..2.36 at least) tries clone3 on every
+// pthread_create and falls back on ENOSYS, so notifying it costs a broker
+// round trip per thread and fills the report with non-events.
+func (f *Filter) WithNotifyExcept(quiet ...string) *Filter {
 	g := f.Clone()
+	skip := map[string]bool{}
+	for _, n := range quiet {
+		skip[n] = true
+		if len(g.Rules[n]) == 0 { // pin the default before it turns into Notify
+			g.Rules[n] = []Rule{{Action: g.Default}}
+		}
+	}
 	conv := func(a Action) Action {
 		if a.kind == kindErrno {
 			return Action{kind: kindNotify, errno: a.errno}
@@ -109,7 +123,10 @@ func (f *Filter) WithNotify() *Filter {
 		return a
 	}
 	g.Default, g.Unknown, g.Deny = conv(g.Default), conv(g.Unknown), conv(g.Deny)
-	for _, rs := range g.Rules {
+	for n, rs := range g.Rules {
+		if skip[n] {
+			continue
+		}
 		for i := range rs {
 			rs[i].Action = conv(rs[i].Action)
 		}

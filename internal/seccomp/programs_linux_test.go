@@ -18,6 +18,7 @@ import (
 const (
 	execPresetEnv = "AIRLOCK_SECCOMP_TEST_PRESET"
 	execArgvEnv   = "AIRLOCK_SECCOMP_TEST_ARGV"
+	execNotifyEnv = "AIRLOCK_SECCOMP_TEST_EXEC_NOTIFY"
 )
 
 // execChild installs a preset on every thread and execs argv, as the
@@ -36,6 +37,10 @@ func execChild() {
 	if err != nil {
 		panic(err)
 	}
+	notify := os.Getenv(execNotifyEnv) != ""
+	if notify {
+		f = f.WithNotify()
+	}
 	prog, err := f.Compile(runtime.GOARCH)
 	if err != nil {
 		panic(err)
@@ -47,7 +52,19 @@ func execChild() {
 		}
 	}
 	runtime.LockOSThread()
-	if _, err := Install(Fprog(prog), unix.SECCOMP_FILTER_FLAG_TSYNC); err != nil {
+	if notify {
+		// Every Go thread gets the filter; the listener goes to the parent.
+		lfd, err := Install(Fprog(prog), unix.SECCOMP_FILTER_FLAG_TSYNC|unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH|unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(126)
+		}
+		if err := unix.Sendmsg(3, []byte{'L'}, unix.UnixRights(lfd), nil, 0); err != nil {
+			os.Exit(126)
+		}
+		unix.Close(lfd)
+		unix.Close(3)
+	} else if _, err := Install(Fprog(prog), unix.SECCOMP_FILTER_FLAG_TSYNC); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(126)
 	}
@@ -173,5 +190,81 @@ int main(int argc, char **argv) {
 	// The same fork is fine under default.
 	if out, err := runUnder(t, "default", dir, bin, "fork"); err != nil || !strings.Contains(out, "forked") {
 		t.Fatalf("fork under default: %v %q", err, out)
+	}
+}
+
+const cNotifyProgram = `#include <pthread.h>
+#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void *work(void *p) { return p; }
+int main(void) {
+	for (int i = 0; i < 4; i++) { pthread_t th; pthread_create(&th, 0, work, 0); pthread_join(th, 0); }
+	long r = syscall(SYS_keyctl, 0, -3, 0);
+	printf("keyctl %ld %s\\n", r, r < 0 ? strerror(errno) : "");
+	r = syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, getppid(), 0, 0);
+	printf("ptrace %ld %s\\n", r, r < 0 ? strerror(errno) : "");
+	return 0;
+}
+`
+
+// runNotified runs argv under the notifying default preset with the
+// listener served here; it returns output and the denial counts.
+func runNotified(t *testing.T, dir string, argv ...string) (string, map[string]int, error) {
+	t.Helper()
+	js, _ := json.Marshal(argv)
+	f, _ := Preset("default")
+	nf := f.WithNotify()
+	var out bytes.Buffer
+	cmd, ctl := startChildCmd(t, "exec", []string{execPresetEnv + "=default", execArgvEnv + "=" + string(js), execNotifyEnv + "=1"},
+		func(c *exec.Cmd) { c.Dir = dir; c.Stdout, c.Stderr = &out, &out })
+	lfd := recvFd(t, ctl)
+	counts := map[string]int{}
+	done := make(chan error, 1)
+	go func() { done <- Serve(lfd, nf, runtime.GOARCH, func(name string, _ [6]uint64) { counts[name]++ }) }()
+	err := cmd.Wait()
+	if serr := <-done; serr != nil {
+		t.Fatalf("Serve: %v", serr)
+	}
+	return out.String(), counts, err
+}
+
+// Real programs under the notifying filter: same output, and the broker
+// sees exactly the denials (with ordinary programs' own probes listed).
+func TestLiveNotifyRealPrograms(t *testing.T) {
+	requireSeccomp(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "n.c"), []byte(cNotifyProgram), 0o644)
+	if out, err := exec.Command("gcc", "-pthread", "-o", filepath.Join(dir, "n"), filepath.Join(dir, "n.c")).CombinedOutput(); err != nil {
+		t.Skipf("gcc: %v %s", err, out)
+	}
+	out, counts, err := runNotified(t, dir, filepath.Join(dir, "n"))
+	if err != nil {
+		t.Fatalf("%v %q", err, out)
+	}
+	if !strings.Contains(out, "keyctl -1 Operation not permitted") || !strings.Contains(out, "ptrace -1 Operation not permitted") {
+		t.Errorf("output %q", out)
+	}
+	if counts["keyctl"] != 1 || counts["ptrace"] != 1 {
+		t.Errorf("broker counts %v, want keyctl 1 and ptrace 1", counts)
+	}
+	t.Logf("C program: denials %v", counts)
+	for _, argv := range [][]string{
+		{"sh", "-c", "echo hello | tr a-z A-Z"},
+		{"python3", "-c", "import subprocess; print(subprocess.check_output(['echo','py']).decode().strip())"},
+		{"node", "-e", "console.log('node ok')"},
+		{"java", "-version"},
+	} {
+		if _, err := runUnder(t, "", dir, argv...); err != nil {
+			t.Logf("%s: not runnable here unfiltered, skipped", argv[0])
+			continue
+		}
+		out, counts, err := runNotified(t, dir, argv...)
+		if err != nil {
+			t.Errorf("%s under notify: %v %q", argv[0], err, out)
+		}
+		t.Logf("%s: denials %v", argv[0], counts)
 	}
 }
