@@ -34,6 +34,9 @@ type Options struct {
 	// MaxLog caps the connection log (default 10000); later attempts are
 	// counted in Dropped.
 	MaxLog int
+	// MaxConns caps the sockets the broker holds for this sandbox (default
+	// 2048); connections beyond it are reset and logged.
+	MaxConns int
 
 	// permit lets tests use loopback servers as "the internet".
 	permit func(netip.Addr) bool
@@ -90,6 +93,9 @@ func New(policy Policy, opts Options) (*Proxy, error) {
 	if opts.MaxLog == 0 {
 		opts.MaxLog = 10000
 	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = 2048
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Proxy{m: m, fake: newFakeIPs(), opts: opts, ctx: ctx, stop: stop, conns: map[io.Closer]struct{}{}}, nil
 }
@@ -145,16 +151,24 @@ func (p *Proxy) goAccept(ln *net.TCPListener, handle func(*net.TCPConn)) {
 		for {
 			c, err := ln.AcceptTCP()
 			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					continue
+				if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
 				}
-				return
+				// EMFILE and the like: back off, keep serving.
+				time.Sleep(20 * time.Millisecond)
+				continue
 			}
 			p.mu.Lock()
 			if p.closed {
 				p.mu.Unlock()
 				c.Close()
 				return
+			}
+			if len(p.conns) >= p.opts.MaxConns {
+				p.mu.Unlock()
+				p.record(Conn{Proto: "tcp", Reason: "too many open connections"})
+				reset(c)
+				continue
 			}
 			p.track(c)
 			p.wg.Add(1)
