@@ -414,20 +414,10 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 // relay copies both ways until both directions end, counting bytes.
 // prelude is client data already read (HTTP CONNECT buffering).
 func (p *Proxy) relay(client *net.TCPConn, up net.Conn, prelude []byte, entry *Conn) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		up.Close()
+	if !p.hold(up) {
 		return
 	}
-	p.track(up)
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.conns, up)
-		p.mu.Unlock()
-		up.Close()
-	}()
+	defer p.release(up)
 	if len(prelude) > 0 {
 		n, err := up.Write(prelude)
 		entry.BytesOut += int64(n)
@@ -445,6 +435,26 @@ func (p *Proxy) relay(client *net.TCPConn, up net.Conn, prelude []byte, entry *C
 	client.CloseWrite()
 	entry.BytesIn += n
 	entry.BytesOut += <-done
+}
+
+// hold registers an upstream connection so Close can interrupt it; false
+// (and up closed) when the proxy is already closed.
+func (p *Proxy) hold(up net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		up.Close()
+		return false
+	}
+	p.track(up)
+	return true
+}
+
+func (p *Proxy) release(up net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, up)
+	p.mu.Unlock()
+	up.Close()
 }
 
 func closeWrite(c net.Conn) {
@@ -515,20 +525,21 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 		p.record(entry)
 		return
 	}
+	if !p.hold(up) {
+		return
+	}
+	defer p.release(up)
 	req.Header.Del("Proxy-Connection")
 	req.Header.Del("Proxy-Authorization")
 	req.Close = true
 	cw := &countWriter{w: up}
 	if err := req.Write(cw); err != nil {
-		up.Close()
 		entry.BytesOut = cw.n
 		entry.Reason += "; forward failed: " + err.Error()
 		p.record(entry)
 		return
 	}
-	closeWrite(up)
 	n, _ := io.Copy(c, up)
-	up.Close()
 	entry.BytesOut, entry.BytesIn = cw.n, n
 	p.record(entry)
 }
