@@ -1,0 +1,111 @@
+package netproxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-sandbox/airlock/internal/netns"
+)
+
+type fixedResolver map[string][]netip.Addr
+
+func (r fixedResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// hostListeners stands in for the namespace's sockets with ordinary ones.
+func hostListeners(t *testing.T) *netns.Listeners {
+	tcp := func() *net.TCPListener {
+		l, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &netns.Listeners{Capture4: tcp(), HTTP: tcp(), DNS4: udp}
+}
+
+// An upstream that accepts and then stays silent must not keep Close from
+// returning, and the proxy answers CONNECT by policy.
+func TestHTTPProxyAndClose(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answers
+		}
+	}()
+	lo := netip.MustParseAddr("127.0.0.1")
+	opts := Options{Resolver: fixedResolver{"quiet.test": {lo}}}
+	PermitForTest(&opts, lo)
+	p, err := New(Policy{Allow: []string{"quiet.test"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := hostListeners(t)
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	port := silent.Addr().(*net.TCPAddr).Port
+	connect := func(target string) (*http.Response, net.Conn) {
+		c, err := net.Dial("tcp", l.HTTP.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, c
+	}
+	resp, denied := connect(fmt.Sprintf("other.test:%d", port))
+	denied.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("CONNECT other.test: %s, want 403", resp.Status)
+	}
+	resp, held := connect(fmt.Sprintf("quiet.test:%d", port))
+	defer held.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT quiet.test: %s", resp.Status)
+	}
+	done := make(chan struct{})
+	go func() { p.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while a relay was idle")
+	}
+	held.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := held.Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("client connection not closed by Close: %v", err)
+	}
+	var sawDenied bool
+	for _, c := range p.Log() {
+		sawDenied = sawDenied || (c.Name == "other.test" && !c.Allowed && c.Proto == "http-connect")
+	}
+	if !sawDenied {
+		t.Errorf("denied CONNECT not logged: %+v", p.Log())
+	}
+}
