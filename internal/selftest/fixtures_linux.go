@@ -106,8 +106,14 @@ func setupFixtures(binary string) (fx *fixtures, err error) {
 		}
 		os.Chmod(p, 0o644)
 	}
-	if fx.binSum, err = fileSum(binary); err != nil {
-		return nil, fmt.Errorf("hash %s: %w", binary, err)
+	// Run a copy in the fixture dir: the original may sit in a directory the
+	// sandbox user cannot reach (a root broker maps it to nobody), and the
+	// copy is owned, like the original, by the invoking user.
+	if fx.binary, err = copyBinary(binary, filepath.Join(fx.root, "bin")); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", binary, err)
+	}
+	if fx.binSum, err = fileSum(fx.binary); err != nil {
+		return nil, fmt.Errorf("hash %s: %w", fx.binary, err)
 	}
 	if err = fx.startServers(); err != nil {
 		return nil, err
@@ -129,6 +135,22 @@ func setupFixtures(binary string) (fx *fixtures, err error) {
 		}
 	}
 	return fx, nil
+}
+
+func copyBinary(src, dir string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	os.Chmod(dir, 0o755)
+	dst := filepath.Join(dir, "airlock")
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		return "", err
+	}
+	return dst, os.Chmod(dst, 0o755)
 }
 
 func fileSum(path string) ([32]byte, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,32 +22,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// probeBinary copies the test binary into a directory the current user
-// owns, as a user's own airlock build would be (A4 needs it writable by
-// its owner to mean anything).
+// probeBinary is the test binary itself (Run works on its own copy).
 func probeBinary(t *testing.T) string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not t.TempDir: its parent is 0700, and a root broker's sandbox user
-	// (nobody) must reach the binary to bind it.
-	dir, err := os.MkdirTemp("", "airlock-probe-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "airlock-probe")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return self
 }
 
 // hostCondition says why a probe cannot escape on this host even without a
