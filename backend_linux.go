@@ -199,7 +199,9 @@ func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) 
 // addWalls adds the second wall: Landlock in the init and seccomp in the
 // target, so one bug in the namespaces or mounts is not an escape.
 func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) error {
-	strict := p.Enforce != BestEffort
+	// A missing Landlock is reported, not fatal (the first wall still
+	// holds), unless the policy requires it.
+	strict := p.requires("landlock")
 	notify := p.Syscalls.Preset != "strict"
 	f, insns, err := compiledFilter(p.Syscalls, notify)
 	if err != nil {
@@ -216,7 +218,7 @@ func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) 
 	abi, err := landlock.ABI()
 	if err != nil || abi == 0 {
 		if strict {
-			return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: Landlock is unavailable on this kernel (%v); use --best-effort to run with namespaces and seccomp only", ErrNotEnforceable, err)}
+			return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: Landlock is unavailable on this kernel (%v) and the policy requires it", ErrNotEnforceable, err)}
 		}
 		rep.add("landlock", "Landlock", Off, fmt.Sprintf("unavailable: %v", err))
 		return nil
@@ -240,7 +242,7 @@ func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) 
 		}
 	}
 	if len(weak) > 0 && strict {
-		return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: %s; use --best-effort to accept", ErrNotEnforceable, strings.Join(weak, "; "))}
+		return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: %s, and the policy requires landlock", ErrNotEnforceable, strings.Join(weak, "; "))}
 	}
 	prep, err := rs.Prepare()
 	if err != nil {
@@ -347,7 +349,8 @@ func compiledFilter(sp SyscallPolicy, notify bool) (*seccomp.Filter, []seccomp.S
 		return nil, nil, err
 	}
 	if notify {
-		f = f.WithNotify()
+		// glibc probes clone3 on every thread start: keep that ENOSYS quiet.
+		f = f.WithNotifyExcept("clone3")
 	}
 	insns, err := f.Compile(runtime.GOARCH)
 	if err != nil {

@@ -140,7 +140,10 @@ type Policy struct {
 	Limits   Limits        `toml:"limits" json:"limits"`
 	Syscalls SyscallPolicy `toml:"syscalls" json:"syscalls"`
 	Enforce  Enforcement   `toml:"enforce,omitempty" json:"enforce,omitempty"`
-	Linux    LinuxOptions  `toml:"linux" json:"linux"`
+	// Require lists second-wall mechanisms whose absence must stop the run
+	// even though the first wall holds: "landlock".
+	Require []string     `toml:"require,omitempty" json:"require,omitempty"`
+	Linux   LinuxOptions `toml:"linux" json:"linux"`
 }
 
 // DefaultPath is the PATH a sandboxed program gets unless the policy sets one.
@@ -257,6 +260,11 @@ func (p *Policy) Validate() error {
 	default:
 		return fmt.Errorf("enforce %q: want strict or best-effort", p.Enforce)
 	}
+	for _, r := range p.Require {
+		if r != "landlock" {
+			return fmt.Errorf("require %q: known mechanisms: landlock", r)
+		}
+	}
 	if p.Linux.HostUID < 0 || p.Linux.HostGID < 0 {
 		return errors.New("linux host_uid/host_gid: must not be negative")
 	}
@@ -356,4 +364,13 @@ func etcEntry(path string) []Mount {
 		return []Mount{{Kind: File, Dest: path, Data: b}}
 	}
 	return nil
+}
+
+func (p *Policy) requires(name string) bool {
+	for _, r := range p.Require {
+		if r == name {
+			return true
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ type policyFile struct {
 	RW       []string    `toml:"rw,omitempty"`
 	Tmpfs    []string    `toml:"tmpfs,omitempty"`
 	Enforce  string      `toml:"enforce,omitempty"`
+	Require  []string    `toml:"require,omitempty"`
 	Network  netFile     `toml:"network,omitempty"`
 	Limits   limitsFile  `toml:"limits,omitempty"`
 	Syscalls syscallFile `toml:"syscalls,omitempty"`
@@ -110,6 +111,7 @@ func (s *settings) applyFile(f *policyFile, where string) error {
 			return wrap("tmpfs", err)
 		}
 	}
+	s.p.Require = append(s.p.Require, f.Require...)
 	switch f.Enforce {
 	case "":
 	case "strict":
@@ -361,7 +363,7 @@ func printPolicy(p *airlock.Policy) string {
 			f.Tmpfs = append(f.Tmpfs, v)
 		}
 	}
-	f.Enforce = string(p.Enforce)
+	f.Enforce, f.Require = string(p.Enforce), p.Require
 	f.Network = netFile{Mode: string(p.Network.Mode), Allow: p.Network.Allow, Deny: p.Network.Deny,
 		AllowPrivate: p.Network.AllowPrivate, Forward: p.Network.Forward, Publish: p.Network.Publish}
 	if f.Network.Mode == string(airlock.NetAllow) {

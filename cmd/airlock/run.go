@@ -100,6 +100,7 @@ func runMain(args []string) int {
 	fs.StringVar(&resultPath, "result", "", "write the result as JSON to FILE (- for stderr)")
 	fs.StringVar(&resultFormat, "result-format", "json", "result format: json or isolate")
 	fs.BoolVar(&printPolicy, "print-policy", false, "print the effective policy and exit")
+	fs.Var(listFlag(func(v string) error { p.Require = append(p.Require, v); return nil }), "require", "refuse to run without this second-wall mechanism: landlock")
 	fs.BoolVar(&bestEffort, "best-effort", false, "run even when a protection is unavailable (reported in the result)")
 	fs.BoolVar(&verbose, "v", false, "print what was enforced and each denial")
 	fs.IntVar(&uid, "uid", 0, "host uid of the sandbox user when airlock runs as root (default 65534)")
@@ -163,6 +164,14 @@ func runMain(args []string) int {
 	err := cmd.Run()
 	restore()
 	res := cmd.Result
+	if res != nil {
+		// A missing or weakened protection is always announced.
+		for _, pr := range res.Enforced {
+			if pr.State != airlock.Enforced && !verbose {
+				fmt.Fprintf(os.Stderr, "airlock: %s %s: %s\n", pr.Name, pr.State, pr.Detail)
+			}
+		}
+	}
 	if verbose && res != nil {
 		fmt.Fprint(os.Stderr, "airlock: enforced:\n"+indent(res.Enforced.String()))
 		for _, d := range res.Denials {

@@ -127,13 +127,6 @@ func buildPlan(spec *Spec) (*plan, error) {
 	p.keep = append(p.keep, &b)
 	p.sys("sync with broker", unix.SYS_READ, uintptr(pl.syncR), uintptr(unsafe.Pointer(&b[0])), 1).flags = fMustRead1
 	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncR))
-	if root {
-		p.sys("setgroups", unix.SYS_SETGROUPS, 0, 0)
-	}
-	p.sys("setresgid", unix.SYS_SETRESGID, uintptr(inGID), uintptr(inGID), uintptr(inGID))
-	p.sys("setresuid", unix.SYS_SETRESUID, uintptr(inUID), uintptr(inUID), uintptr(inUID))
-	// Changing credentials cleared the parent-death signal: set it again.
-	p.sys("parent-death signal", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL))
 	p.sys("setsid", unix.SYS_SETSID)
 	p.sys("dumpable", unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0)
 
@@ -160,7 +153,16 @@ func buildPlan(spec *Spec) (*plan, error) {
 	}
 
 	// 4. Filesystem.
-	if err = pl.mounts(spec, hf); err != nil {
+	identity := func() {
+		if root {
+			p.sys("setgroups", unix.SYS_SETGROUPS, 0, 0)
+		}
+		p.sys("setresgid", unix.SYS_SETRESGID, uintptr(inGID), uintptr(inGID), uintptr(inGID))
+		p.sys("setresuid", unix.SYS_SETRESUID, uintptr(inUID), uintptr(inUID), uintptr(inUID))
+		// Changing credentials cleared the parent-death signal: set it again.
+		p.sys("parent-death signal", unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL))
+	}
+	if err = pl.mounts(spec, hf, identity); err != nil {
 		pl.closeAll()
 		return nil, err
 	}
@@ -325,7 +327,10 @@ func (pl *plan) maxFd() int {
 // mounts compiles the filesystem view: private propagation, bind sources
 // opened before the staging tmpfs covers anything, a tmpfs root with the
 // mounts, /dev and /proc, then pivot_root.
-func (pl *plan) mounts(spec *Spec, hf hostFacts) error {
+// identity switches to the sandbox user; it runs after the bind sources are
+// opened (with the caller's access, as the caller asked for them) and before
+// anything is created (files made by an unmapped host root fail).
+func (pl *plan) mounts(spec *Spec, hf hostFacts, identity func()) error {
 	p := &pl.prog
 	p.sys("mount propagation private", unix.SYS_MOUNT, p.str(""), p.str("/"), p.str(""), unix.MS_REC|unix.MS_PRIVATE, 0)
 
@@ -372,6 +377,8 @@ func (pl *plan) mounts(spec *Spec, hf hostFacts) error {
 		o.in, o.inArg = srcSlot[i], 0
 		srcSlot[i] = t
 	}
+
+	identity()
 
 	tsize := func(n int64) string {
 		if n <= 0 {
