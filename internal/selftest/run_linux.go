@@ -99,7 +99,7 @@ func Run(opts Options) (*Scorecard, error) {
 	}()
 	sc := &Scorecard{Sandboxed: opts.Sandboxed, UID: os.Getuid()}
 	for _, id := range ids {
-		r, err := fx.runOne(id, opts.Sandboxed)
+		r, err := fx.runOne(id, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -156,7 +156,8 @@ func (fx *fixtures) args(id string, sandboxed bool) []string {
 }
 
 // runOne runs one probe and judges it.
-func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
+func (fx *fixtures) runOne(id string, opts Options) (Result, error) {
+	sandboxed := opts.Sandboxed
 	info, _ := probe.Lookup(id)
 	res := Result{ID: id, Category: info.Category, Title: info.Title}
 	if id == "H1" && len(fx.suid) == 0 {
@@ -169,7 +170,7 @@ func (fx *fixtures) runOne(id string, sandboxed bool) (Result, error) {
 	var sres *airlock.Result
 	var runErr error
 	if sandboxed {
-		sres, runErr = fx.runSandboxed(id, out, errb)
+		sres, runErr = fx.runSandboxed(id, opts.Adjust, out, errb)
 		var se *airlock.SetupError
 		if errors.Is(runErr, airlock.ErrUnsupported) {
 			return res, fmt.Errorf("selftest: airlock has no sandbox backend on this system: %w", runErr)
@@ -307,13 +308,16 @@ func (fx *fixtures) runBare(id string, out, errb io.Writer) error {
 
 // runSandboxed runs the probe under the default policy with the fixtures
 // bound in (the canary dir is not).
-func (fx *fixtures) runSandboxed(id string, out, errb io.Writer) (*airlock.Result, error) {
+func (fx *fixtures) runSandboxed(id string, adjust func(*airlock.Policy), out, errb io.Writer) (*airlock.Result, error) {
 	p := airlock.DefaultPolicy()
 	p.Mounts = append(p.Mounts,
 		airlock.ReadOnly(fx.binary, sandboxProbePath),
 		airlock.ReadOnly(fx.ro, fx.ro),
 		airlock.ReadWrite(fx.rw, fx.rw))
 	p.Limits = limitsFor(id)
+	if adjust != nil {
+		adjust(&p)
+	}
 	c := airlock.Command(p, sandboxProbePath, append([]string{"__probe", id}, fx.args(id, true)...)...)
 	c.Stdout, c.Stderr = out, errb
 	switch id {

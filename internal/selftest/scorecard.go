@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/airlock-sandbox/airlock"
 	"github.com/airlock-sandbox/airlock/internal/probe"
 )
 
@@ -23,6 +24,10 @@ type Options struct {
 	JSON bool
 	// Log, when set, gets one progress line per probe.
 	Log io.Writer
+	// Adjust, when set, changes each probe's sandbox policy before the run
+	// (to see what a weaker policy lets through; the tests use it to show
+	// the probes notice a missing protection).
+	Adjust func(p *airlock.Policy)
 }
 
 // Verdict is the outcome of one probe.

@@ -3,11 +3,12 @@ package selftest
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/airlock-sandbox/airlock"
 	"github.com/airlock-sandbox/airlock/internal/probe"
 	"golang.org/x/sys/unix"
 )
@@ -138,4 +139,35 @@ func TestProbesBlockedSandboxed(t *testing.T) {
 	}
 }
 
-var _ = io.Discard
+// TestProbesSeeWeakenedSandbox removes one protection at a time and checks
+// that the probes for it notice: a sandboxed BLOCKED is only worth something
+// if the same probe, in the same sandbox, sees the hole when there is one.
+func TestProbesSeeWeakenedSandbox(t *testing.T) {
+	cases := []struct {
+		name   string
+		adjust func(*airlock.Policy)
+		want   []string
+	}{
+		{"host network", func(p *airlock.Policy) { p.Network.Mode = airlock.NetHost }, []string{"D1", "E5", "F1", "F4"}},
+		{"seccomp allows io_uring, modify_ldt, personality", func(p *airlock.Policy) {
+			p.Syscalls.Allow = append(p.Syscalls.Allow, "io_uring_setup", "modify_ldt", "personality")
+		}, []string{"A11", "E6", "H7"}},
+		{"no resource limits", func(p *airlock.Policy) { p.Limits = airlock.Limits{WallTime: time.Minute} },
+			[]string{"G1", "G2", "G4", "G5", "G6"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sc, err := Run(Options{Binary: probeBinary(t), Sandboxed: true, Only: c.want, Adjust: c.adjust})
+			if err != nil {
+				t.Fatalf("sandboxed selftest could not run: %v", err)
+			}
+			for _, r := range sc.Results {
+				if r.Verdict != Escaped {
+					t.Errorf("%s stayed %s with %s: %s", r.ID, r.Verdict, c.name, firstOf(r.Reason, r.Evidence))
+				} else {
+					t.Logf("%s escaped with %s: %s", r.ID, c.name, r.Evidence)
+				}
+			}
+		})
+	}
+}
