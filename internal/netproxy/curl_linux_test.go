@@ -1,6 +1,9 @@
 package netproxy_test
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -10,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/netns"
 	"github.com/airlock-sandbox/airlock/internal/netns/netnstest"
@@ -41,12 +46,36 @@ func curlScenario() any {
 		}
 		return r
 	}
+	// Go TLS client: a server name other than the resolved one.
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", "127.0.0.1:53")
+	}}
+	fake := "?"
+	if a, err := res.LookupNetIP(context.Background(), "ip4", "example.com"); err == nil {
+		fake = a[0].String()
+	}
+	tlsDial := func(serverName string) curlRun {
+		pem, _ := os.ReadFile(os.Getenv("CA_FILE"))
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(d, "tcp", net.JoinHostPort(fake, os.Getenv("TLS_PORT")),
+			&tls.Config{ServerName: serverName, RootCAs: pool, InsecureSkipVerify: serverName != "example.com"})
+		if err != nil {
+			return curlRun{Exit: 1, Out: err.Error()}
+		}
+		c.Close()
+		return curlRun{}
+	}
+	goSNIOK, goSNIEvil := tlsDial("example.com"), tlsDial("evil.test")
 	return map[string]curlRun{
-		"http":     run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
-		"https":    run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
-		"denied":   run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
-		"metadata": run("http://169.254.169.254/latest/meta-data/"),
-		"literal":  run("http://127.0.0.1:" + os.Getenv("WEB_PORT") + "/"),
+		"goSNIOK":   goSNIOK,
+		"goSNIEvil": goSNIEvil,
+		"http":      run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
+		"https":     run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
+		"denied":    run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
+		"metadata":  run("http://169.254.169.254/latest/meta-data/"),
+		"literal":   run("http://127.0.0.1:" + os.Getenv("WEB_PORT") + "/"),
 	}
 }
 
@@ -62,7 +91,13 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	})
 	web := httptest.NewServer(h)
 	defer web.Close()
-	tlsSrv := httptest.NewTLSServer(h)
+	var snis sync.Map
+	tlsSrv := httptest.NewUnstartedServer(h)
+	tlsSrv.TLS = &tls.Config{GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		snis.Store(hi.ServerName, true)
+		return nil, nil
+	}}
+	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o644); err != nil {
@@ -73,12 +108,13 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 		"web.test": {lo}, "example.com": {lo}, "denied.test": {lo},
 	}}}
 	netproxy.PermitForTest(&opts, lo)
+	webPort := fmt.Sprint(web.Listener.Addr().(*net.TCPAddr).Port)
+	tlsPort := fmt.Sprint(tlsSrv.Listener.Addr().(*net.TCPAddr).Port)
+	opts.SNIPorts = []int{tlsSrv.Listener.Addr().(*net.TCPAddr).Port}
 	p, err := netproxy.New(netproxy.Policy{Allow: []string{"web.test", "example.com"}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	webPort := fmt.Sprint(web.Listener.Addr().(*net.TCPAddr).Port)
-	tlsPort := fmt.Sprint(tlsSrv.Listener.Addr().(*net.TCPAddr).Port)
 	l, sb := netnstest.Start(t, netns.Config{}, "curl", "CURL="+curl, "WEB_PORT="+webPort, "TLS_PORT="+tlsPort, "CA_FILE="+ca)
 	defer sb.Kill()
 	if err := p.Serve(l); err != nil {
@@ -98,6 +134,18 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 		if got := r[k]; got.Exit == 0 {
 			t.Errorf("curl %s succeeded: %+v", k, got)
 		}
+	}
+	if got := r["goSNIOK"]; got.Exit != 0 {
+		t.Errorf("TLS with the resolved name as SNI: %+v", got)
+	}
+	if got := r["goSNIEvil"]; got.Exit == 0 {
+		t.Errorf("TLS with another server name through an allowed address succeeded")
+	}
+	if _, seen := snis.Load("evil.test"); seen {
+		t.Errorf("the TLS server saw a handshake for evil.test")
+	}
+	if _, seen := snis.Load("example.com"); !seen {
+		t.Errorf("oracle broken: the TLS server saw no handshake for example.com")
 	}
 	if n := hits.Load(); n != 2 {
 		t.Errorf("servers got %d requests, want 2 (http and https only)", n)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type Options struct {
 	// MaxLog caps the connection log (default 10000); later attempts are
 	// counted in Dropped.
 	MaxLog int
+	// SNIPorts are the captured ports where the broker reads the TLS
+	// ClientHello first and refuses a server name the policy does not allow
+	// (default 443). Only client-first protocols belong here.
+	SNIPorts []int
 	// MaxConns caps the sockets the broker holds for this sandbox (default
 	// 2048); connections beyond it are reset and logged.
 	MaxConns int
@@ -92,6 +97,9 @@ func New(policy Policy, opts Options) (*Proxy, error) {
 	}
 	if opts.MaxLog == 0 {
 		opts.MaxLog = 10000
+	}
+	if opts.SNIPorts == nil {
+		opts.SNIPorts = []int{443}
 	}
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 2048
@@ -401,14 +409,48 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 		reset(c)
 		return
 	}
+	var prelude []byte
+	if slices.Contains(p.opts.SNIPorts, int(dst.Port())) {
+		if ok, why := p.checkDestination(name, addr, dst.Port()); !ok {
+			entry.Name, entry.IP, entry.Port, entry.Reason = name, addr.String(), int(dst.Port()), why
+			if !addr.IsValid() {
+				entry.IP = ""
+			}
+			p.record(entry)
+			reset(c)
+			return
+		}
+		sni, isTLS, read := peekSNI(c, 5*time.Second)
+		prelude = read
+		// A name the sandbox did not resolve through us (CDN fronting to
+		// another tenant by SNI) must itself be allowed.
+		if isTLS && name != "" && sni != "" && sni != name {
+			n, ok := canonicalName(sni)
+			if allowed, why := p.m.checkName(n, dst.Port()); !ok || !allowed {
+				entry.Name, entry.Port = name, int(dst.Port())
+				entry.Reason = "TLS server name " + strconv.Quote(sni) + " " + why
+				p.record(entry)
+				reset(c)
+				return
+			}
+		}
+	}
 	up := p.dial(name, addr, dst.Port(), &entry)
 	if up == nil {
 		p.record(entry)
 		reset(c)
 		return
 	}
-	p.relay(c, up, nil, &entry)
+	p.relay(c, up, prelude, &entry)
 	p.record(entry)
+}
+
+// checkDestination is the policy decision alone, before any I/O.
+func (p *Proxy) checkDestination(name string, addr netip.Addr, port uint16) (bool, string) {
+	if name != "" {
+		return p.m.checkName(name, port)
+	}
+	return p.m.checkAddr(addr, port)
 }
 
 // relay copies both ways until both directions end, counting bytes.
