@@ -1,6 +1,9 @@
 package airlock_test
 
 import (
+	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,3 +116,115 @@ func TestDenialsReported(t *testing.T) {
 }
 
 func privileged() bool { return sandboxUID() == 65534 }
+
+// The exact figures judges rely on.
+func TestLimitFigures(t *testing.T) {
+	base := airlock.DefaultPolicy()
+	base.Workdir = "/"
+	base.Enforce = airlock.BestEffort
+
+	t.Run("cpu time 1s within 10%", func(t *testing.T) {
+		p := base
+		p.Limits.CPUTime = time.Second
+		_, r, _ := run(t, p, "while :; do :; done")
+		if r.Status != airlock.TimeLimit || r.CPUTime < 900*time.Millisecond || r.CPUTime > 1100*time.Millisecond {
+			t.Fatalf("status %s, cpu %v; want TimeLimit at 1s +-10%%", r.Status, r.CPUTime)
+		}
+	})
+	t.Run("wall time", func(t *testing.T) {
+		p := base
+		p.Limits.WallTime = time.Second
+		_, r, _ := run(t, p, "sleep 60")
+		if r.Status != airlock.WallTimeLimit || r.WallTime > 1500*time.Millisecond {
+			t.Fatalf("status %s after %v; want WallTimeLimit within 1.5s", r.Status, r.WallTime)
+		}
+	})
+	t.Run("memory 4G under 256M", func(t *testing.T) {
+		p := base
+		p.Limits.Memory = 256 << 20
+		_, r, _ := run(t, p, "python3 -c 'x = bytearray(4 << 30)'")
+		want := airlock.MemoryLimit
+		if !privileged() {
+			want = airlock.NonZeroExit // RLIMIT_AS: the allocation fails inside
+		}
+		if r.Status != want {
+			t.Fatalf("status %s, want %s", r.Status, want)
+		}
+		if privileged() && r.MemoryPeak > 300<<20 {
+			t.Errorf("peak %d above the limit", r.MemoryPeak)
+		}
+	})
+	t.Run("memory peak of 100MB within 10%", func(t *testing.T) {
+		_, r, err := run(t, base, "dd if=/dev/zero of=/dev/null bs=100M count=2 2>/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = 100 << 20
+		if r.MemoryPeak < want*9/10 || r.MemoryPeak > want*11/10 {
+			t.Fatalf("memory peak %d MiB, want 100 MiB +-10%%", r.MemoryPeak>>20)
+		}
+	})
+	t.Run("output flood", func(t *testing.T) {
+		p := base
+		p.Limits.Output = 1 << 20
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := airlock.Command(p, "/bin/sh", "-c", "head -c 100000000 /dev/zero")
+		var sink countingWriter
+		c.Stdout = &sink
+		c.Run()
+		runtime.ReadMemStats(&after)
+		if c.Result.Status != airlock.OutputLimit || sink.n != 1<<20 {
+			t.Fatalf("status %s, %d bytes passed; want OutputLimit at 1 MiB", c.Result.Status, sink.n)
+		}
+		if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 16<<20 {
+			t.Errorf("broker heap grew by %d MiB during the flood", grew>>20)
+		}
+	})
+	t.Run("filling /tmp", func(t *testing.T) {
+		p := base
+		p.Limits.TmpfsSize = 8 << 20
+		out, _, _ := run(t, p, "dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1; df -k /tmp | tail -1")
+		if !strings.Contains(out, "No space left") {
+			t.Fatalf("no ENOSPC inside:\n%s", out)
+		}
+		if _, err := os.Stat("/tmp/fill"); err == nil {
+			t.Errorf("the file reached the host's /tmp")
+		}
+	})
+	t.Run("fork bomb", func(t *testing.T) {
+		p := base
+		p.Limits.Procs = 64
+		p.Limits.WallTime = 4 * time.Second
+		c := airlock.Command(p, "/bin/sh", "-c", "b() { b | b & }; b; sleep 3")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		// The host keeps working during the bomb.
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			t.Errorf("host fork failed during the bomb: %v", err)
+		}
+		c.Wait()
+		if privileged() && c.Result.ProcsPeak > 64 {
+			t.Errorf("procs peak %d above 64", c.Result.ProcsPeak)
+		}
+	})
+}
+
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+func TestLimitValidation(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the CLI did not build")
+	}
+	for _, args := range [][]string{{"--memory", "0"}, {"--memory", "1x"}, {"--cpu-time", "-1s"}, {"--procs", "0"}, {"--cpus", "-2"}, {"--timeout", "soon"}} {
+		out, err := exec.Command(cliBin, append(append([]string{"run"}, args...), "--", "true")...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), args[1]) {
+			t.Errorf("%v: want a one-line error naming %q, got %v %q", args, args[1], err, out)
+		}
+	}
+}
