@@ -56,7 +56,7 @@ func detect(procCgroup, mountinfo string) (Info, layout) {
 	l := layout{dirs: map[string]string{}, mounts: map[string]mount{}}
 	pc, err := parseProcCgroup(procCgroup)
 	if err != nil {
-		info.Reason = err.Error()
+		info.Reason, info.Fix = err.Error(), "mount a fresh procfs for this pid namespace at /proc"
 		return info, l
 	}
 	ms := parseMountinfo(mountinfo)
