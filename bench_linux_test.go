@@ -2,6 +2,8 @@ package airlock_test
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"os/exec"
 	"sort"
 	"testing"
@@ -77,5 +79,67 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(ms(mw), "bwrap-ms")
 	b.ReportMetric(float64(ml)/float64(mw), "library/bwrap")
 	b.ReportMetric(float64(mc)/float64(mw), "cli/bwrap")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkLimitsCost: a launch with every limit against one without, in the
+// same run (target: at most 1.2x).
+func BenchmarkLimitsCost(b *testing.B) {
+	none := airlock.DefaultPolicy()
+	all := none
+	all.Limits = airlock.Limits{CPUTime: 10 * time.Second, WallTime: 20 * time.Second, Memory: 256 << 20,
+		Procs: 64, Output: 1 << 20, FileSize: 16 << 20, OpenFiles: 256, Stack: 8 << 20, CPUs: 1}
+	all.Enforce = airlock.BestEffort
+	var a, n []time.Duration
+	for i := 0; i < b.N; i++ {
+		d, err := timeIt(airlock.Command(none, "/bin/true").Run)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = append(n, d)
+		if d, err = timeIt(airlock.Command(all, "/bin/true").Run); err != nil {
+			b.Fatal(err)
+		}
+		a = append(a, d)
+	}
+	b.ReportMetric(float64(median(n).Microseconds())/1000, "nolimits-ms")
+	b.ReportMetric(float64(median(a).Microseconds())/1000, "limits-ms")
+	b.ReportMetric(float64(median(a))/float64(median(n)), "limits/none")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSyscallOverhead: 1M getppid inside the sandbox under the default
+// filter, the permissive one, and outside any sandbox.
+func BenchmarkSyscallOverhead(b *testing.B) {
+	const n = "1000000"
+	inside := func(preset string) time.Duration {
+		p := airlock.DefaultPolicy()
+		p.Mounts = append(p.Mounts, airlock.ReadOnly(hostileBin, "/.airlock/hostile"))
+		p.Syscalls.Preset = preset
+		c := airlock.Command(p, "/.airlock/hostile", n)
+		c.Env = []string{"AIRLOCK_HOSTILE=getppid"}
+		out, err := c.Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ns, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		return time.Duration(ns)
+	}
+	var def, perm, bare []time.Duration
+	for i := 0; i < b.N; i++ {
+		def = append(def, inside("default"))
+		perm = append(perm, inside("permissive"))
+		c := exec.Command(hostileBin, n)
+		c.Env = []string{"AIRLOCK_HOSTILE=getppid"}
+		out, err := c.Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ns, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		bare = append(bare, time.Duration(ns))
+	}
+	b.ReportMetric(float64(median(def))/float64(median(bare)), "default/bare")
+	b.ReportMetric(float64(median(def))/float64(median(perm)), "default/permissive")
+	b.ReportMetric(float64(median(bare).Nanoseconds())/1e6, "bare-ns/call")
 	b.ReportMetric(0, "ns/op")
 }

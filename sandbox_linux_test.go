@@ -103,6 +103,14 @@ func hostile(mode string, args []string) int {
 				f.Close()
 			}
 		}
+	case "getppid":
+		// A syscall-heavy loop, timed inside so start-up is excluded.
+		n, _ := strconv.Atoi(args[0])
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			syscall.Getppid()
+		}
+		fmt.Println(time.Since(t0).Nanoseconds())
 	case "shm":
 		id, _, e := syscall.Syscall(syscall.SYS_SHMGET, 0x5B0C0A1, 0, 0)
 		fmt.Println("shmget:", int(id), e)
