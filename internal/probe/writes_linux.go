@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -117,6 +118,11 @@ func probeA3(p *run) {
 	}
 	if len(fds) == 0 {
 		p.note("only fds 0-2 present")
+	}
+	// Stay alive a moment so the host can list our fds from outside.
+	if ms, _ := strconv.Atoi(p.arg("hold")); ms > 0 && ms <= 5000 {
+		emit(&p.r)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 }
 

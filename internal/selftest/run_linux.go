@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ const sandboxProbePath = "/.airlock/probe"
 // oracles names the host-side checks that judge each probe; probes not
 // listed are judged by their own report.
 var oracles = map[string]string{
-	"A1": "host mount table", "A4": "binary sha256", "A7": "kernel knob values",
+	"A1": "host mount table", "A3": "host view of the probe's fds", "A4": "binary sha256", "A7": "kernel knob values",
 	"A9": "canary tree", "A12": "canary tree (link counts)", "B8": "canary tree, servers, VICTIM",
 	"C1": "VICTIM signal log", "C5": "host process list", "C6": "VICTIM nice/affinity/limits",
 	"D1": "ABS_SRV accepts", "D2": "PATH_SRV accepts", "E1": "pty input queue",
@@ -135,7 +136,7 @@ func (fx *fixtures) args(id string, sandboxed bool) []string {
 		"mnt=" + filepath.Join(fx.ro, "mnt"), "victim=" + strconv.Itoa(fx.victim.Process.Pid),
 		"tcp=" + strconv.Itoa(fx.tcpPort), "udp=" + strconv.Itoa(fx.udpPort), "dns=" + strconv.Itoa(fx.dnsPort),
 		"abs=" + fx.absName, "path=" + fx.pathSock, "x11=" + fx.x11Name, "xdg=" + fx.xdg,
-		"keys=" + strings.Join(keys, ","), "token=" + fx.token, "cpu=2",
+		"keys=" + strings.Join(keys, ","), "token=" + fx.token, "cpu=2", "hold=400",
 	}
 	if fx.shmKey != 0 {
 		a = append(a, fmt.Sprintf("shmkey=%#x", fx.shmKey))
@@ -165,6 +166,12 @@ func (fx *fixtures) runOne(id string, opts Options) (Result, error) {
 		return res, nil
 	}
 	before := fx.snapshot()
+	var effects []string
+	var watch chan fdView
+	var hostNote string
+	if id == "A3" {
+		watch = fx.watchFds(id)
+	}
 	out := &tailBuffer{max: 64 << 10}
 	errb := &tailBuffer{max: 8 << 10}
 	var sres *airlock.Result
@@ -185,11 +192,20 @@ func (fx *fixtures) runOne(id string, opts Options) (Result, error) {
 	if id == "E1" {
 		fx.drainPty(out)
 	}
+	if watch != nil {
+		v := <-watch
+		effects = append(effects, v.bad...)
+		if !v.found {
+			hostNote = "host could not find the probe's process; "
+		} else if len(v.bad) == 0 {
+			hostNote = fmt.Sprintf("host sees %d fds in the probe, none beyond stdio and the Go poller; ", v.n)
+		}
+	}
 	if id == "C5" {
 		fx.waitTokenProcs()
 	}
 	after := fx.snapshot()
-	effects := diff(before, after)
+	effects = append(effects, diff(before, after)...)
 	if id == "G6" && !sandboxed && out.total >= 256<<20 {
 		effects = append(effects, fmt.Sprintf("broker received all %d bytes", out.total))
 	}
@@ -229,7 +245,7 @@ func (fx *fixtures) runOne(id string, opts Options) (Result, error) {
 			res.Source = "oracle"
 			res.Evidence = "no effect seen by " + o + "; "
 		}
-		res.Evidence += summarize(rep)
+		res.Evidence += hostNote + summarize(rep)
 	}
 	return res, nil
 }
@@ -334,6 +350,52 @@ func (fx *fixtures) runSandboxed(id string, adjust func(*airlock.Policy), out, e
 		err = nil
 	}
 	return c.Result, err
+}
+
+// fdAllowed are the fds a Go probe opens itself (the runtime's poller).
+var fdAllowed = []string{"anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[pidfd]"}
+
+// watchFds finds the probe on the host by its token and lists its fds
+// from outside (the runc create.bats allow-list idea): only 0-2 and the
+// runtime's own poller fds may be there.
+func (fx *fixtures) watchFds(id string) chan fdView {
+	ch := make(chan fdView, 1)
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, pid := range fx.tokenProcs(false) {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if !bytes.Contains(b, []byte("__probe\x00"+id+"\x00")) {
+					continue
+				}
+				dir := fmt.Sprintf("/proc/%d/fd", pid)
+				ents, err := os.ReadDir(dir)
+				if err != nil {
+					continue
+				}
+				var bad []string
+				for _, e := range ents {
+					n, _ := strconv.Atoi(e.Name())
+					link, _ := os.Readlink(filepath.Join(dir, e.Name()))
+					if n <= 2 || link == "" || slices.Contains(fdAllowed, link) {
+						continue
+					}
+					bad = append(bad, fmt.Sprintf("host sees fd %d -> %s in the probe", n, link))
+				}
+				ch <- fdView{found: true, bad: bad, n: len(ents)}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		ch <- fdView{}
+	}()
+	return ch
+}
+
+type fdView struct {
+	found bool
+	n     int
+	bad   []string
 }
 
 // drainPty moves the probe's output from the pty master into out and
