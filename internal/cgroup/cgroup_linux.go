@@ -637,8 +637,11 @@ func pidAlive(pid int) bool {
 	return err == nil || err == unix.EPERM
 }
 
-// writeFile writes one value to an existing cgroup file.
-func writeFile(path, value string) error {
+// writeFile writes one value to an existing cgroup file; a variable so
+// tests can emulate kernel rules on a fake tree.
+var writeFile = writeCgroupFile
+
+func writeCgroupFile(path, value string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -221,5 +222,60 @@ func TestV2FakeMissingController(t *testing.T) {
 	}
 	if _, err := create(l, Spec{Memory: -1}, "airlock-1-x"); err == nil {
 		t.Fatal("negative memory accepted")
+	}
+}
+
+// On v2 the kernel refuses to enable controllers for children while the
+// broker's cgroup has processes; New moves them into a leaf first.
+func TestV2FakeLeaf(t *testing.T) {
+	root, mi, pc := fakeV2(t, "cpu memory pids")
+	own := filepath.Join(root, "user.slice", "app")
+	writeFake(t, own, map[string]string{"cgroup.procs": "4242\n4343\n"})
+	_, l := detect(pc, mi)
+	oldMkdir, oldWrite := mkdir, writeFile
+	t.Cleanup(func() { mkdir, writeFile = oldMkdir, oldWrite })
+	mkdir = func(dir string) error {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		writeFake(t, dir, map[string]string{"cgroup.procs": "", "memory.max": "max", "pids.max": "max"})
+		return nil
+	}
+	writeFile = func(path, value string) error {
+		switch filepath.Base(path) {
+		case "cgroup.subtree_control": // no internal processes
+			if strings.TrimSpace(readFake(t, filepath.Join(filepath.Dir(path), "cgroup.procs"))) != "" {
+				return &os.PathError{Op: "write", Path: path, Err: unix.EBUSY}
+			}
+		case "cgroup.procs": // a move: out of own, into path
+			var keep []string
+			for _, p := range strings.Fields(readFake(t, filepath.Join(own, "cgroup.procs"))) {
+				if p != value {
+					keep = append(keep, p)
+				}
+			}
+			writeFake(t, own, map[string]string{"cgroup.procs": strings.Join(keep, "\n")})
+			cur := readFake(t, path)
+			return os.WriteFile(path, []byte(cur+value+"\n"), 0o644)
+		}
+		return writeCgroupFile(path, value)
+	}
+	if _, err := create(l, Spec{Memory: 1 << 30, Pids: 10}, "airlock-1-leaf"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFake(t, filepath.Join(own, leafName, "cgroup.procs")); got != "4242\n4343\n" {
+		t.Errorf("leaf cgroup.procs = %q, want both broker-cgroup pids", got)
+	}
+	if got := readFake(t, filepath.Join(own, "cgroup.subtree_control")); got != "+memory +pids +cpu" {
+		t.Errorf("subtree_control = %q", got)
+	}
+	if got := readFake(t, filepath.Join(own, "airlock-1-leaf", "memory.max")); got != "1073741824" {
+		t.Errorf("memory.max = %q", got)
+	}
+	// Without the leaf (an explicit parent that is not ours) the error names the cause.
+	writeFake(t, own, map[string]string{"cgroup.procs": "4444\n", "cgroup.subtree_control": ""})
+	_, err := create(l, Spec{Parent: "/user.slice/app"}, "airlock-1-x")
+	if !errors.Is(err, unix.EBUSY) || !strings.Contains(err.Error(), "cannot enable") {
+		t.Errorf("explicit busy parent: err = %v, want EBUSY naming subtree_control", err)
 	}
 }

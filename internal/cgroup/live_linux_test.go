@@ -359,6 +359,10 @@ func TestLimitsWritten(t *testing.T) {
 		want[g.dirs["pids"]+"/pids.max"] = "40"
 		want[g.dirs["cpu"]+"/cpu.cfs_quota_us"] = "150000"
 		want[g.dirs["cpu"]+"/cpu.cfs_period_us"] = "100000"
+		if fd, err := g.FD(); err == nil {
+			unix.Close(fd)
+			t.Error("FD succeeded on cgroup v1")
+		}
 	} else {
 		want[g.dirs["memory"]+"/memory.max"] = strconv.Itoa(96 << 20)
 		want[g.dirs["pids"]+"/pids.max"] = "40"
@@ -431,6 +435,78 @@ func TestCleanStale(t *testing.T) {
 	for _, d := range live.Dirs() {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("live group dir %s removed: %v", d, err)
+		}
+	}
+}
+
+// A8: a target inside the group, running as an unprivileged uid, tries to
+// move itself out, lift its limits, and plant a release_agent. Everything is
+// checked from outside.
+func TestTargetCannotEscape(t *testing.T) {
+	info := requireCgroups(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start the target as another uid")
+	}
+	g := newGroup(t, Spec{Memory: 64 << 20, Pids: 32})
+	_, l := detectHost()
+	releaseAgent := filepath.Join(l.mounts["memory"].point, "release_agent") // only the hierarchy root has one
+	files := []string{
+		filepath.Join(g.dirs["memory"], "memory.limit_in_bytes"),
+		filepath.Join(g.dirs["pids"], "pids.max"),
+		filepath.Join(g.dirs["memory"], "notify_on_release"),
+		releaseAgent,
+	}
+	if g.Version() == 2 {
+		files = []string{filepath.Join(g.dirs["memory"], "memory.max"), filepath.Join(g.dirs["pids"], "pids.max")}
+	}
+	before := map[string]string{}
+	for _, f := range files {
+		before[f] = readString(f)
+	}
+	var script strings.Builder
+	script.WriteString("read x\n")
+	for c, d := range info.Paths { // back to the broker's cgroup, and to the root
+		fmt.Fprintf(&script, "echo $$ > %s/cgroup.procs\n", d)
+		fmt.Fprintf(&script, "echo $$ > %s/cgroup.procs\n", filepath.Dir(d))
+		fmt.Fprintf(&script, "mkdir %s/escape-%s\n", g.dirs[c], c)
+	}
+	for _, f := range files {
+		fmt.Fprintf(&script, "echo 1 > %s; echo -1 > %s; echo max > %s\n", f, f, f)
+	}
+	fmt.Fprintf(&script, "echo /tmp/airlock-pwn > %s\n", releaseAgent)
+	script.WriteString("echo done\nexec sleep 600\n")
+	cmd := exec.Command("sh", "-c", script.String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1001, Gid: 1001}}
+	out, _ := cmd.StdoutPipe()
+	start(t, g, cmd)
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "done\n" {
+		t.Fatalf("attack script did not finish: %q", line)
+	}
+	own, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := parseProcCgroup(string(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, d := range g.dirs {
+		p := pc.v1[c]
+		if g.Version() == 2 {
+			p = pc.unified
+		}
+		if !strings.HasSuffix(d, p) || filepath.Base(p) != filepath.Base(d) {
+			t.Errorf("target's %s cgroup is %q, want the group %s", c, p, d)
+		}
+	}
+	for _, f := range files {
+		if got := readString(f); got != before[f] {
+			t.Errorf("%s changed from %q to %q", f, before[f], got)
+		}
+	}
+	for c, d := range g.dirs {
+		if _, err := os.Stat(filepath.Join(d, "escape-"+c)); err == nil {
+			t.Errorf("target created a cgroup below %s", d)
 		}
 	}
 }
