@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,20 @@ func TestMain(m *testing.M) {
 		for start := time.Now(); time.Since(start) < 300*time.Millisecond; n++ {
 		}
 		fmt.Println("spun", n)
+	case "broker": // a broker that dies without cleaning up
+		g, err := New(Spec{Pids: 10})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		sleeper := exec.Command("sleep", "600")
+		sleeper.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := sleeper.Start(); err != nil || g.Add(sleeper.Process.Pid) != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println(sleeper.Process.Pid, strings.Join(g.Dirs(), " "))
+		bufio.NewReader(os.Stdin).ReadString('\n') // wait to be SIGKILLed
 	case "forkloop": // start up to 200 sleepers; report how many and the errno that stopped it
 		n, errno := 0, 0
 		for ; n < 200; n++ {
@@ -217,6 +232,7 @@ func TestMemoryUnderLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("40 MB touched: MemoryPeak %d (%.3f of 40 MiB)", s.MemoryPeak, float64(s.MemoryPeak)/(40<<20))
 	if s.OOMKilled || s.MemoryPeak < 40<<20 {
 		t.Errorf("stats %+v after touching 40 MB under 128 MB", s)
 	}
@@ -507,6 +523,68 @@ func TestTargetCannotEscape(t *testing.T) {
 	for c, d := range g.dirs {
 		if _, err := os.Stat(filepath.Join(d, "escape-"+c)); err == nil {
 			t.Errorf("target created a cgroup below %s", d)
+		}
+	}
+}
+
+// C5: the broker is SIGKILLed with a setsid'd sleeper in its group; the
+// next broker's CleanStale kills the sleeper and removes the group.
+func TestCleanStaleAfterBrokerKill(t *testing.T) {
+	requireCgroups(t)
+	broker := helper(t, "broker")
+	in, _ := broker.StdinPipe()
+	out, _ := broker.StdoutPipe()
+	if err := broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Wait()
+	defer broker.Process.Kill()
+	io.WriteString(in, "go\n")
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	f := strings.Fields(line)
+	sleeper, _ := strconv.Atoi(f[0])
+	if len(f) < 2 || sleeper == 0 {
+		t.Fatalf("broker: %q", line)
+	}
+	dirs := f[1:]
+	broker.Process.Signal(syscall.SIGKILL)
+	broker.Wait()
+	if gone(sleeper) {
+		t.Fatal("sleeper died with the broker; nothing to clean")
+	}
+	removed, err := CleanStale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(sleeper) {
+		t.Errorf("sleeper %d survived CleanStale", sleeper)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", d, err)
+		}
+		if !slices.Contains(removed, d) {
+			t.Errorf("%s not in removed %v", d, removed)
+		}
+	}
+}
+
+// BenchmarkNewClose is the cgroup cost of one sandbox run: create with all
+// limits, read stats, kill and remove.
+func BenchmarkNewClose(b *testing.B) {
+	if !Detect().CanCreate {
+		b.Skip("needs cgroup delegation")
+	}
+	for b.Loop() {
+		g, err := New(Spec{Memory: 256 << 20, Pids: 64, CPUs: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Stats(); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Close(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
