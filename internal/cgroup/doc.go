@@ -12,6 +12,11 @@
 // library pulls in dbus, eBPF and protobuf packages (a hello-world grew from
 // 2.4 MB to 10 MB) and has no freeze-kill-thaw loop for v1 teardown.
 //
-// The parsing helpers in this file's package are pure and build everywhere;
-// everything that touches the kernel is in _linux.go files.
+// The parsers (parse.go) are pure and build everywhere; everything that
+// touches the kernel is in _linux.go files. A Group's methods may be called
+// from several goroutines, but Close only once.
+//
+// v1 has no way to kill a group when the broker dies: a SIGKILLed broker's
+// group keeps its processes until the next broker runs CleanStale (or the
+// sandbox's pid namespace init dies, which kills them first).
 package cgroup
