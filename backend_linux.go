@@ -15,6 +15,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"github.com/airlock-sandbox/airlock/internal/linux"
+	"github.com/airlock-sandbox/airlock/internal/netproxy"
 	"github.com/airlock-sandbox/airlock/internal/seccomp"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +34,7 @@ type linuxProcess struct {
 	exited    chan struct{}
 	limitHit  Status
 	policy    Policy
+	egress    *egress
 }
 
 func (lp *linuxProcess) kill() {
@@ -46,6 +48,9 @@ func (lp *linuxProcess) wait() (*Result, error) {
 	ex, err := lp.p.Wait()
 	close(lp.exited)
 	res := &Result{WallTime: time.Since(lp.start), Enforced: lp.report}
+	if lp.egress != nil {
+		res.Connections = lp.egress.close()
+	}
 	var st cgroup.Stats
 	if lp.cg != nil {
 		lp.cg.Kill()
@@ -173,7 +178,9 @@ func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) 
 		spec.ShareNet = true
 		rep.add("network", "host network namespace shared", Off, "--net host: the sandbox has the host's network")
 	case NetAllow:
-		return nil, nil, &SetupError{Stage: "network", Err: fmt.Errorf("mode allow: %w", ErrUnsupported)}
+		rep.add("network", "own network namespace; TCP captured (nftables) and DNS answered by the broker, which connects only to allowed hosts", Enforced,
+			"allowed: "+strings.Join(p.Network.Allow, ","))
+		spec.Env = append(append([]string(nil), spec.Env...), netproxy.ProxyEnv()...)
 	default:
 		rep.add("network", "network namespace (loopback only)", Enforced, "")
 	}
@@ -274,9 +281,26 @@ func start(l *launch) (process, error) {
 	if err != nil {
 		return nil, err
 	}
+	var eg *egress
+	if l.Policy.Network.Mode == NetAllow {
+		if eg, err = newEgress(l.Policy.Network, l.OnConnection); err != nil {
+			if cg != nil {
+				cg.Close()
+			}
+			return nil, err
+		}
+	}
 	hooks := linux.Hooks{CgroupFD: -1}
-	if cg != nil {
-		hooks.BeforeRelease = cg.Add
+	hooks.BeforeRelease = func(pid int) error {
+		if cg != nil {
+			if err := cg.Add(pid); err != nil {
+				return &linux.StageError{Stage: "cgroup", Err: err}
+			}
+		}
+		if eg != nil {
+			return eg.setup(pid)
+		}
+		return nil
 	}
 	t0 := time.Now()
 	p, err := linux.Start(spec, hooks)
@@ -285,14 +309,21 @@ func start(l *launch) (process, error) {
 		if cg != nil {
 			cg.Close()
 		}
+		if eg != nil {
+			eg.close()
+		}
 		var se *linux.StageError
+		var ae *SetupError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
 		if errors.As(err, &se) {
 			return nil, &SetupError{Stage: se.Stage, Err: se.Err}
 		}
 		return nil, &SetupError{Stage: "start", Err: err}
 	}
 	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}, cg: cg,
-		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial}
+		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial, egress: eg}
 	if cg != nil && l.Policy.Limits.CPUTime > 0 {
 		go lp.watchCPU(l.Policy.Limits.CPUTime)
 	}

@@ -2,10 +2,10 @@ package airlock_test
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"os/exec"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 

@@ -38,6 +38,10 @@ type Cmd struct {
 	// time, with Count 1, and again on later ones), from another goroutine.
 	OnDenial func(Denial)
 
+	// OnConnection, when set, is called for each network connection attempt
+	// the broker sees (--net allow=), from another goroutine.
+	OnConnection func(Connection)
+
 	ctx      context.Context
 	proc     process
 	started  bool
@@ -78,8 +82,9 @@ type launch struct {
 	Env    []string
 	Dir    string
 	Stdio  [3]*os.File
-	// OnDenial reports denials live (may be nil).
-	OnDenial func(Denial)
+	// OnDenial and OnConnection report live (may be nil).
+	OnDenial     func(Denial)
+	OnConnection func(Connection)
 }
 
 // process is a started sandbox, as a backend sees it.
@@ -156,7 +161,7 @@ func (c *Cmd) Start() error {
 	if err := p.Validate(); err != nil {
 		return fail(&SetupError{Stage: "policy", Err: err})
 	}
-	l := &launch{Policy: p, Path: c.Path, Args: c.Args, Env: mergeEnv(p.Env, c.Env), Dir: c.Dir, OnDenial: c.OnDenial}
+	l := &launch{Policy: p, Path: c.Path, Args: c.Args, Env: mergeEnv(p.Env, c.Env), Dir: c.Dir, OnDenial: c.OnDenial, OnConnection: c.OnConnection}
 	if len(l.Args) == 0 {
 		l.Args = []string{c.Path}
 	}

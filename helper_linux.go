@@ -1,3 +1,13 @@
 package airlock
 
-func runPlatformHelper() {}
+import (
+	"os"
+
+	"github.com/airlock-sandbox/airlock/internal/netns"
+)
+
+func runPlatformHelper() {
+	if len(os.Args) > 1 && os.Args[1] == netns.HelperArg {
+		netns.HelperMain()
+	}
+}

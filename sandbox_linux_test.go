@@ -30,6 +30,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	airlock.RunHelper() // the network set-up helper re-executes this binary
 	if mode := os.Getenv("AIRLOCK_HOSTILE"); mode != "" {
 		os.Exit(hostile(mode, os.Args[1:]))
 	}

@@ -5,6 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
+
+	"github.com/airlock-sandbox/airlock/internal/probe"
+	"github.com/airlock-sandbox/airlock/internal/selftest"
 
 	"github.com/airlock-sandbox/airlock"
 )
@@ -52,6 +56,39 @@ func checkMain(args []string) int {
 }
 
 func selftestMain(args []string) int {
-	fmt.Fprintln(os.Stderr, "airlock: selftest: not built into this binary yet")
-	return exitSetup
+	fs := flag.NewFlagSet("airlock selftest", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	only := fs.String("only", "", "comma-separated probe ids to run (default: all)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fatalf("selftest: %v", err)
+	}
+	opts := selftest.Options{Binary: exe, Sandboxed: true, JSON: *asJSON}
+	if *only != "" {
+		opts.Only = strings.Split(*only, ",")
+	}
+	sc, err := selftest.Run(opts)
+	if err != nil {
+		return fatalf("selftest: %v", err)
+	}
+	if *asJSON {
+		b, err := sc.JSON()
+		if err != nil {
+			return fatalf("selftest: %v", err)
+		}
+		fmt.Println(string(b))
+	} else {
+		sc.Print(os.Stdout)
+	}
+	if sc.Escaped()+sc.Errors() > 0 {
+		return 1
+	}
+	return 0
+}
+
+func init() {
+	hidden["__probe"] = probe.Main
 }

@@ -159,6 +159,13 @@ func runMain(args []string) int {
 				fmt.Fprintf(os.Stderr, "airlock: denied %s %s (%s)\r\n", d.Kind, d.Name, d.Detail)
 			}
 		}
+		cmd.OnConnection = func(c airlock.Connection) {
+			verdict := "allowed"
+			if !c.Allowed {
+				verdict = "denied"
+			}
+			fmt.Fprintf(os.Stderr, "airlock: net %s %s (%s) port %d %s\r\n", verdict, c.Host, c.IP, c.Port, c.Reason)
+		}
 	}
 	restore := rawTerminal(os.Stdin)
 	err := cmd.Run()

@@ -22,7 +22,7 @@ const newRoot = "/tmp"
 // maskedProcFiles hide kernel data a sandbox has no use for (THREATS B1).
 // Only files a user may read need masking: the root-only ones (kcore, kmsg,
 // sched_debug, ...) are already closed to the sandbox user.
-var maskedProcFiles = []string{"keys", "key-users", "kallsyms", "interrupts", "softirqs",
+var maskedProcFiles = []string{"keys", "key-users", "kallsyms", "interrupts", "softirqs", "config.gz",
 	"latency_stats", "timer_list", "sysrq-trigger"}
 
 var maskedProcDirs = []string{"acpi", "scsi", "asound", "irq", "bus", "driver", "pressure"}

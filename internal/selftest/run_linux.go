@@ -326,6 +326,17 @@ func (fx *fixtures) runBare(id string, out, errb io.Writer) error {
 // bound in (the canary dir is not).
 func (fx *fixtures) runSandboxed(id string, adjust func(*airlock.Policy), out, errb io.Writer) (*airlock.Result, error) {
 	p := airlock.DefaultPolicy()
+	// The default policy shares the working directory; the fixtures may
+	// live below it (selftest run from /tmp), so share nothing of it here.
+	if wd := p.Workdir; wd != "" {
+		kept := p.Mounts[:0]
+		for _, m := range p.Mounts {
+			if !(m.Kind == airlock.Bind && m.Dest == wd) {
+				kept = append(kept, m)
+			}
+		}
+		p.Mounts, p.Workdir = kept, "/"
+	}
 	p.Mounts = append(p.Mounts,
 		airlock.ReadOnly(fx.binary, sandboxProbePath),
 		airlock.ReadOnly(fx.ro, fx.ro),
