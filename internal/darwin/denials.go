@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,7 +29,7 @@ type Denial struct {
 	Count int
 }
 
-var denyRE = regexp.MustCompile(`deny\(\d+\) ([a-z0-9*-]+)(?: (.*))?$`)
+var denyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`deny\(\d+\) ([a-z0-9*-]+)(?: (.*))?$`) })
 
 // ParseLog reads `log show --style ndjson` output and groups the denials by
 // operation, in first-seen order.
@@ -49,7 +50,7 @@ func ParseLog(r io.Reader, tag string) []Denial {
 			continue
 		}
 		msg = strings.TrimSpace(strings.ReplaceAll(msg, "airlock:"+tag, ""))
-		m := denyRE.FindStringSubmatch(msg)
+		m := denyRE().FindStringSubmatch(msg)
 		if m == nil {
 			continue
 		}

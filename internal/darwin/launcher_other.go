@@ -4,4 +4,6 @@ package darwin
 
 import "errors"
 
-func runLauncher([]string) error { return errors.New("the darwin launcher runs only on macOS (and on Linux for tests)") }
+func runLauncher([]string) error {
+	return errors.New("the darwin launcher runs only on macOS (and on Linux for tests)")
+}

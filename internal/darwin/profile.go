@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // NetMode is how much network the profile allows.
@@ -92,7 +93,7 @@ func ParseArgs(args []string) (Profile, []string, error) {
 	return p, nil, errors.New("missing --")
 }
 
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+var tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`) })
 
 // System locations every program needs to start: binaries, libraries, the
 // dyld shared cache (under /System on macOS 11+, /private/var/db/dyld
@@ -146,7 +147,7 @@ var machDeny = []string{
 
 // Generate builds the profile for s.
 func Generate(s Spec) (Profile, error) {
-	if !tagRE.MatchString(s.Tag) {
+	if !tagRE().MatchString(s.Tag) {
 		return Profile{}, fmt.Errorf("tag %q: want 1-64 letters, digits or '-'", s.Tag)
 	}
 	if s.Net == NetProxy && (s.ProxyPort < 1 || s.ProxyPort > 65535) {

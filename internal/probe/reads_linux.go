@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -44,7 +45,7 @@ var leakPaths = []string{
 	"/sys/devices/system/cpu/cpu0/thermal_throttle/core_throttle_count",
 }
 
-var nonzeroAddr = regexp.MustCompile(`(?m)^0*[1-9a-f][0-9a-f]* `)
+var nonzeroAddr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^0*[1-9a-f][0-9a-f]* `) })
 
 // probeB1 reads the head of each masked path and the kernel log.
 func probeB1(p *run) {
@@ -53,7 +54,7 @@ func probeB1(p *run) {
 		if !p.step("read "+path, err) || len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
-		if path == "/proc/kallsyms" && !nonzeroAddr.Match(b) {
+		if path == "/proc/kallsyms" && !nonzeroAddr().Match(b) {
 			continue // addresses hidden: no leak
 		}
 		p.escape("%s readable (%d bytes)", path, len(b))
