@@ -10,11 +10,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +86,17 @@ func TestWineSmoke(t *testing.T) {
 	sh := func(name string, args ...string) ([]byte, error) {
 		c := exec.CommandContext(ctx, name, args...)
 		c.Env = env
+		// Wine processes that outlive the command (a failed kill-tree)
+		// keep its output pipe open; do not wait for them.
+		c.WaitDelay = 10 * time.Second
 		return c.CombinedOutput()
 	}
-	t.Cleanup(func() { sh("wineserver", "-k") })
+	t.Cleanup(func() {
+		// Ends every process of this prefix, also leftovers of a failure.
+		c := exec.Command("wineserver", "-k")
+		c.Env = env
+		c.Run()
+	})
 
 	// The Windows programs. An unprivileged user may not read the
 	// module cache, so it gets its own.
@@ -132,7 +142,8 @@ func TestWineSmoke(t *testing.T) {
 		t.Fatalf("install shim: %v", err)
 	}
 
-	out, err := sh(wine, filepath.Join(dir, "driver.exe"), `Z:`+strings.ReplaceAll(filepath.Join(dir, "target.exe"), "/", `\`))
+	winTarget := `Z:` + strings.ReplaceAll(filepath.Join(dir, "target.exe"), "/", `\`)
+	out, err := sh(wine, filepath.Join(dir, "driver.exe"), winTarget)
 	if err != nil {
 		t.Fatalf("driver under Wine: %v\n%s", err, out)
 	}
@@ -225,7 +236,32 @@ func TestWineSmoke(t *testing.T) {
 			t.Errorf("%s: descendants still running after Wait: %v", s, l.Alive)
 		}
 	}
+	// Attack on the broker: it exits without Wait (as if it crashed);
+	// kill-on-close must take the whole tree down.
+	oout, err := sh(wine, filepath.Join(dir, "driver.exe"), "orphan", winTarget)
+	var opids []int
+	if errors.Is(err, exec.ErrWaitDelay) {
+		t.Errorf("descendants outlived the broker: they still hold its output open\n%s", oout)
+	} else if err != nil || json.Unmarshal(lastLine(oout), &opids) != nil || len(opids) != 3 {
+		t.Errorf("orphan run: %v, pids %v\n%s", err, opids, oout)
+	} else {
+		args := []string{filepath.Join(dir, "driver.exe"), "alive"}
+		for _, p := range opids {
+			args = append(args, strconv.Itoa(p))
+		}
+		aout, err := sh(wine, args...)
+		var live []int
+		if err != nil || json.Unmarshal(lastLine(aout), &live) != nil || len(live) != 0 {
+			t.Errorf("after the broker exited, descendants %v of %v still run (%v)\n%s", live, opids, err, aout)
+		}
+	}
 	if l := got["wall-tree"]; l.Result.Status != "WallTimeLimit" {
 		t.Errorf("wall-tree status %s, want WallTimeLimit", l.Result.Status)
 	}
+}
+
+// lastLine is the last non-empty line of b (Wine may print notes first).
+func lastLine(b []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	return lines[len(lines)-1]
 }

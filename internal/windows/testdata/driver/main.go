@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -49,7 +50,44 @@ func alive(pid int) bool {
 	return xwin.GetExitCodeProcess(h, &code) == nil && code == 259
 }
 
+// orphan starts a tree of three descendants and exits without Wait, as a
+// crashing broker would; the job must die with it (kill on close).
+func orphan(target string) {
+	dir := filepath.Dir(target)
+	pr, pw, _ := os.Pipe()
+	c := airlock.Command(policy(dir, airlock.BestEffort), target, "tree", "3", "wait")
+	c.Stdout = pw
+	if err := c.Start(); err != nil {
+		fmt.Println("start:", err)
+		os.Exit(1)
+	}
+	pw.Close()
+	sc := bufio.NewScanner(pr)
+	var pids []int
+	for len(pids) < 3 && sc.Scan() {
+		if pid, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	json.NewEncoder(os.Stdout).Encode(pids)
+	os.Exit(0)
+}
+
 func main() {
+	switch os.Args[1] {
+	case "orphan":
+		orphan(os.Args[2])
+		return
+	case "alive":
+		var live []int
+		for _, a := range os.Args[2:] {
+			if pid, err := strconv.Atoi(a); err == nil && alive(pid) {
+				live = append(live, pid)
+			}
+		}
+		json.NewEncoder(os.Stdout).Encode(live)
+		return
+	}
 	target := os.Args[1]
 	dir := filepath.Dir(target)
 	out := json.NewEncoder(os.Stdout)
