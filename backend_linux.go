@@ -222,7 +222,7 @@ func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) 
 			"lists denied syscalls; file accesses refused by Landlock or the mount view (EACCES, EROFS, ENOENT) are not visible to seccomp and are not listed")
 	}
 
-	abi, err := landlock.ABI()
+	abi, err := landlockABI()
 	if err != nil || abi == 0 {
 		if strict {
 			return &SetupError{Stage: "landlock", Err: fmt.Errorf("%w: Landlock is unavailable on this kernel (%v) and the policy requires it", ErrNotEnforceable, err)}

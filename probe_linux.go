@@ -13,6 +13,13 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/landlock"
 )
 
+// landlockABI and cgroupDetect are variables so tests can simulate hosts
+// without these mechanisms.
+var (
+	landlockABI  = landlock.ABI
+	cgroupDetect = cgroup.Detect
+)
+
 func readSysctl(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -99,7 +106,7 @@ func probe() Features {
 
 	ll := Feature{Name: "landlock", Required: true, Lost: "the Landlock filesystem and scoping wall",
 		Fix: "Linux 5.13+ with CONFIG_SECURITY_LANDLOCK and landlock in the lsm= boot parameter; or run with --best-effort"}
-	if abi, err := landlock.ABI(); err == nil && abi > 0 {
+	if abi, err := landlockABI(); err == nil && abi > 0 {
 		ll.Available = true
 		ll.Detail = fmt.Sprintf("ABI %d", abi)
 		if abi < 6 {
@@ -110,7 +117,7 @@ func probe() Features {
 	}
 	add(ll)
 
-	ci := cgroup.Detect()
+	ci := cgroupDetect()
 	cg := Feature{Name: "cgroups", Lost: "exact whole-tree limits (memory, processes, CPU); rlimits are used instead and reported as approximate",
 		Fix: ci.Fix, Available: ci.CanCreate}
 	var ctrls []string
