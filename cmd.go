@@ -250,8 +250,17 @@ func (c *Cmd) Wait() error {
 	}
 	close(c.waitDone())
 	doneChans.Delete(c)
-	// The tree is gone, so every writer end is closed: copiers finish.
-	c.copiers.Wait()
+	// The tree is gone, so every writer end is closed and the copiers
+	// finish. Where a backend cannot guarantee that (a process that left
+	// the tree still holds stdout), stop reading after a grace period.
+	copied := make(chan struct{})
+	go func() { c.copiers.Wait(); close(copied) }()
+	select {
+	case <-copied:
+	case <-time.After(2 * time.Second):
+		c.closeAll()
+		<-copied
+	}
 	c.closeAll()
 	if res == nil {
 		res = &Result{}
