@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/darwin"
-	"golang.org/x/sys/unix"
 )
 
 // The macOS backend: a Seatbelt profile generated from the policy, applied
@@ -149,78 +147,24 @@ func start(l *launch) (process, error) {
 	}
 	rep.add("environment", "explicit", Enforced, "nothing inherited")
 	rep.add("syscalls", "seatbelt", Degraded, "no syscall filter: Seatbelt checks operations; presets and extras are ignored")
-	return &darwinProc{cmd: cmd, pgid: cmd.Process.Pid, tag: tag, began: began,
-		cpuLimit: p.Limits.CPUTime, report: rep, cleanup: cleanup}, nil
+	return &darwinProc{tag: tag, groupProc: groupProc{cmd: cmd, pgid: cmd.Process.Pid, began: began,
+		cpuLimit: p.Limits.CPUTime, report: rep, cleanup: cleanup, maxrssUnit: 1}}, nil
 }
 
 type darwinProc struct {
-	cmd      *exec.Cmd
-	pgid     int
-	tag      string
-	began    time.Time
-	cpuLimit time.Duration
-	report   Report
-	cleanup  func()
-	mu       sync.Mutex
-	reaped   bool
-}
-
-// kill signals the whole process group; after the leader is reaped and the
-// group emptied the id could be reused, so it stops then.
-func (p *darwinProc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.reaped {
-		syscall.Kill(-p.pgid, syscall.SIGKILL)
-	}
+	groupProc
+	tag string
 }
 
 func (p *darwinProc) wait() (*Result, error) {
-	err := p.cmd.Wait()
-	wall := time.Since(p.began)
-	p.mu.Lock()
-	// The run ends with its first process: kill what is left of the group.
-	syscall.Kill(-p.pgid, syscall.SIGKILL)
-	p.reaped = true
-	p.mu.Unlock()
-	defer p.cleanup()
-	ps := p.cmd.ProcessState
-	if ps == nil {
+	res, err := p.finish()
+	if res == nil {
 		return nil, err
 	}
-	res := bsdResult(ps, p.cpuLimit)
-	res.WallTime = wall
-	res.Enforced = p.report
 	for _, d := range collectDenials(p.tag, p.began) {
 		res.Denials = append(res.Denials, Denial{Kind: "seatbelt", Name: d.Op, Count: d.Count, Detail: d.Path})
 	}
 	return res, nil
-}
-
-// bsdResult decodes a BSD wait status and rusage into a Result.
-func bsdResult(ps *os.ProcessState, cpuLimit time.Duration) *Result {
-	res := &Result{}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		res.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		res.MemoryPeak = uint64(ru.Maxrss) // bytes on macOS
-	}
-	ws, _ := ps.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
-		sig := ws.Signal()
-		res.Status, res.Signal, res.ExitCode = Signaled, unix.SignalName(sig), 128+int(sig)
-		switch {
-		case sig == syscall.SIGXCPU, sig == syscall.SIGKILL && cpuLimit > 0 && res.CPUTime >= cpuLimit:
-			res.Status = TimeLimit
-		case sig == syscall.SIGXFSZ:
-			res.Status = FileSizeLimit
-		}
-	case ws.ExitStatus() == 0:
-		res.Status = OK
-	default:
-		res.Status, res.ExitCode = NonZeroExit, ws.ExitStatus()
-	}
-	return res
 }
 
 // collectDenials asks the unified log for this run's tagged denials. It is
@@ -247,48 +191,6 @@ func checkProfile(prof darwin.Profile) error {
 	}
 	checkedProfiles.Store(prof.Text, true)
 	return nil
-}
-
-// lookPathIn resolves name in the PATH of env, as the sandbox would, and a
-// relative path against dir.
-func lookPathIn(name string, env []string, dir string) (string, error) {
-	if strings.Contains(name, "/") {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(dir, name)
-		}
-		return name, nil
-	}
-	path := DefaultPath
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		f := filepath.Join(dir, name)
-		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return f, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w in the sandbox PATH", name, fs.ErrNotExist)
-}
-
-// removeTree deletes a per-run directory even if the target made parts of
-// it unwritable; it never follows symlinks.
-func removeTree(dir string) {
-	if os.RemoveAll(dir) == nil {
-		return
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }
 
 // ttyPaths finds the device paths of the terminals among stdio, the way

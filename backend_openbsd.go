@@ -4,17 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/openbsd"
-	"golang.org/x/sys/unix"
 )
 
 // The OpenBSD backend: airlock re-executes itself as a launcher
@@ -28,7 +25,7 @@ func start(l *launch) (process, error) {
 	}
 	p := l.Policy
 	strict := p.Enforce != BestEffort
-	target, err := lookPathIn(l.Path, l.Env)
+	target, err := lookPathIn(l.Path, l.Env, "")
 	if err != nil {
 		return nil, &SetupError{Stage: "command", Err: err}
 	}
@@ -127,107 +124,20 @@ func start(l *launch) (process, error) {
 	}
 	rep.add("environment", "explicit", Enforced, "nothing inherited")
 	rep.add("syscalls", "pledge", Enforced, "exec promises; seccomp-style presets and extras are ignored")
-	return &bsdProc{cmd: cmd, pgid: cmd.Process.Pid, began: began, cpuLimit: p.Limits.CPUTime,
-		report: rep, cleanup: cleanup}, nil
+	return &bsdProc{groupProc{cmd: cmd, pgid: cmd.Process.Pid, began: began, cpuLimit: p.Limits.CPUTime,
+		report: rep, cleanup: cleanup, maxrssUnit: 1024}}, nil
 }
 
-type bsdProc struct {
-	cmd      *exec.Cmd
-	pgid     int
-	began    time.Time
-	cpuLimit time.Duration
-	report   Report
-	cleanup  func()
-	mu       sync.Mutex
-	reaped   bool
-}
-
-// kill signals the whole process group until the leader is reaped.
-func (p *bsdProc) kill() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.reaped {
-		syscall.Kill(-p.pgid, syscall.SIGKILL)
-	}
-}
+type bsdProc struct{ groupProc }
 
 func (p *bsdProc) wait() (*Result, error) {
-	err := p.cmd.Wait()
-	wall := time.Since(p.began)
-	p.mu.Lock()
-	syscall.Kill(-p.pgid, syscall.SIGKILL) // the run ends with its first process
-	p.reaped = true
-	p.mu.Unlock()
-	defer p.cleanup()
-	ps := p.cmd.ProcessState
-	if ps == nil {
-		return nil, err
+	res, err := p.finish()
+	if res != nil && res.Signal == "SIGABRT" {
+		// A pledge violation kills with SIGABRT; so does abort(3).
+		res.Denials = append(res.Denials, Denial{Kind: "pledge", Name: "SIGABRT", Count: 1,
+			Detail: "possibly a pledge violation: see /var/log/messages"})
 	}
-	res := &Result{WallTime: wall, Enforced: p.report}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		res.CPUTime = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		res.MemoryPeak = uint64(ru.Maxrss) * 1024 // KiB on OpenBSD
-	}
-	ws, _ := ps.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
-		sig := ws.Signal()
-		res.Status, res.Signal, res.ExitCode = Signaled, unix.SignalName(sig), 128+int(sig)
-		switch {
-		case sig == syscall.SIGXCPU, sig == syscall.SIGKILL && p.cpuLimit > 0 && res.CPUTime >= p.cpuLimit:
-			res.Status = TimeLimit
-		case sig == syscall.SIGXFSZ:
-			res.Status = FileSizeLimit
-		case sig == syscall.SIGABRT:
-			// A pledge violation kills with SIGABRT; so does abort(3).
-			res.Denials = append(res.Denials, Denial{Kind: "pledge", Name: "SIGABRT", Count: 1,
-				Detail: "possibly a pledge violation: see /var/log/messages"})
-		}
-	case ws.ExitStatus() == 0:
-		res.Status = OK
-	default:
-		res.Status, res.ExitCode = NonZeroExit, ws.ExitStatus()
-	}
-	return res, nil
-}
-
-// lookPathIn resolves a bare name in the PATH of env, as the sandbox
-// would; a path is left for the plan to resolve against the final workdir.
-func lookPathIn(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	path := DefaultPath
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			path = v
-		}
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		f := filepath.Join(dir, name)
-		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return f, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w in the sandbox PATH", name, fs.ErrNotExist)
-}
-
-// removeTree deletes a per-run directory even if the target made parts of
-// it unwritable; it never follows symlinks.
-func removeTree(dir string) {
-	if os.RemoveAll(dir) == nil {
-		return
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
+	return res, err
 }
 
 func probe() Features {
