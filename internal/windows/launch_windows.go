@@ -201,7 +201,12 @@ func Start(plan *Plan, cmd Command, j *Journal) (_ *Process, err error) {
 		si.StdInput, si.StdOutput, si.StdErr = std[0], std[1], std[2]
 		si.ProcThreadAttributeList = attrs.List()
 		flags := uint32(xwin.CREATE_SUSPENDED | xwin.EXTENDED_STARTUPINFO_PRESENT | xwin.CREATE_UNICODE_ENVIRONMENT |
-			xwin.CREATE_NO_WINDOW | xwin.CREATE_DEFAULT_ERROR_MODE)
+			xwin.CREATE_DEFAULT_ERROR_MODE)
+		if plan.NoChildren {
+			flags |= xwin.DETACHED_PROCESS
+		} else {
+			flags |= xwin.CREATE_NO_WINDOW
+		}
 		app, cl, dir := utf16Ptr(cmd.Path), utf16Ptr(line), utf16Ptr(cmd.Dir)
 		if cmd.Dir == "" {
 			dir = nil

@@ -132,7 +132,11 @@ type Plan struct {
 	Grants       []PathGrant
 	Job          JobPlan
 	Mitigations  uint64
-	// NoChildren sets PROC_THREAD_ATTRIBUTE_CHILD_PROCESS_POLICY.
+	// NoChildren sets PROC_THREAD_ATTRIBUTE_CHILD_PROCESS_POLICY. It also
+	// starts the target without a console (DETACHED_PROCESS): a console
+	// needs a conhost.exe process in the job, which a limit of one
+	// process would not allow. Otherwise the target gets a hidden console
+	// that its children share.
 	NoChildren bool
 	Desktop    bool
 	Strict     bool

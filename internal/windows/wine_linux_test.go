@@ -166,7 +166,7 @@ func TestWineSmoke(t *testing.T) {
 			got[l.Scenario] = l
 		}
 	}
-	for _, s := range []string{"probe", "strict", "exit", "ok", "args", "env", "stdin", "wall-tree", "tree-exit"} {
+	for _, s := range []string{"probe", "strict", "exit", "ok", "procs1", "args", "env", "stdin", "wall-tree", "tree-exit"} {
 		if _, ok := got[s]; !ok {
 			t.Fatalf("scenario %s missing from driver output:\n%s", s, out)
 		}
@@ -187,7 +187,7 @@ func TestWineSmoke(t *testing.T) {
 	if l := got["strict"]; !l.NotEnf || l.Result == nil || l.Result.Status != "SetupError" || !strings.Contains(l.Err, "AppContainer unavailable") {
 		t.Errorf("strict policy without AppContainer: err %q, not-enforceable %v", l.Err, l.NotEnf)
 	}
-	for _, s := range []string{"exit", "ok", "args", "env", "stdin"} {
+	for _, s := range []string{"exit", "ok", "procs1", "args", "env", "stdin"} {
 		l := got[s]
 		if l.Err != "" || l.Result == nil {
 			t.Errorf("%s: error %q", s, l.Err)
@@ -200,8 +200,10 @@ func TestWineSmoke(t *testing.T) {
 	if l := got["exit"]; l.Result.Status != "NonZeroExit" || l.Result.ExitCode != 3 || l.Stdout != "to-stdout" || l.Stderr != "to-stderr" {
 		t.Errorf("exit 3: %s %d stdout %q stderr %q", l.Result.Status, l.Result.ExitCode, l.Stdout, l.Stderr)
 	}
-	if l := got["ok"]; l.Result.Status != "OK" || l.Result.ExitCode != 0 {
-		t.Errorf("exit 0: %s %d", l.Result.Status, l.Result.ExitCode)
+	for _, s := range []string{"ok", "procs1"} {
+		if l := got[s]; l.Result.Status != "OK" || l.Result.ExitCode != 0 || l.Stdout != "to-stdout" {
+			t.Errorf("%s: %s %d stdout %q", s, l.Result.Status, l.Result.ExitCode, l.Stdout)
+		}
 	}
 	var args []string
 	json.Unmarshal([]byte(got["args"].Stdout), &args)

@@ -114,6 +114,9 @@ func main() {
 	out.Encode(run("exit", be, "", "exit", "3"))
 	out.Encode(run("ok", be, "", "exit", "0"))
 	out.Encode(run("args", be, "", "args", "", "a b", `x\"y`, `tail\`, `"q"`, `C:\dir with space\`))
+	one := be
+	one.Limits.Procs = 1 // detached, child-process policy attribute
+	out.Encode(run("procs1", one, "", "exit", "0"))
 	os.Setenv("AIRLOCK_CANARY", "leaked")
 	out.Encode(run("env", be, "", "env"))
 	out.Encode(run("stdin", be, "piped input\n", "cat"))
