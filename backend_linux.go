@@ -281,6 +281,9 @@ func start(l *launch) (process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Nothing per-run but the cgroup happens before release, so a sandbox
+	// prepared ahead may serve this run.
+	spec.Warm = l.Policy.Network.Mode != NetAllow
 	var eg *egress
 	if l.Policy.Network.Mode == NetAllow {
 		if eg, err = newEgress(l.Policy.Network, l.OnConnection); err != nil {

@@ -49,6 +49,9 @@ type op struct {
 	args  [6]uintptr
 	// in >= 0: args[inArg] = slots[in] before the call.
 	in, inArg int8
+	// ind[i] != nil: args[i] = *ind[i] before the call (arguments the
+	// broker writes after the fork, for warm sandboxes).
+	ind *[6]*uintptr
 	// out >= 0: slots[out] = r1 after the call.
 	out int8
 	// store, store2 != nil: *store = int32(r1) after the call.
@@ -261,6 +264,13 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 		a = o.args
 		if o.in >= 0 {
 			a[o.inArg] = slots[o.in]
+		}
+		if o.ind != nil {
+			for n = 0; n < 6; n++ {
+				if o.ind[n] != nil {
+					a[n] = *o.ind[n]
+				}
+			}
 		}
 		r1, _, e1 = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
 		if e1 != 0 {

@@ -40,6 +40,7 @@ type plan struct {
 	errR, errW       int
 	statusR, statusW int
 	notifyR, notifyW int // socketpair for the seccomp listener
+	rq               *request
 	uid, gid         int
 }
 
@@ -72,8 +73,13 @@ var facts = func() func() hostFacts {
 }()
 
 // buildPlan compiles spec into a child program.
-func buildPlan(spec *Spec) (*plan, error) {
-	pl := &plan{uid: os.Getuid(), gid: os.Getgid()}
+//
+// With rq, the plan is for a warm sandbox: everything that does not depend
+// on the run is done ahead, then the init waits on rq's socket for the run
+// (stdio, working directory, limits, command), which the broker writes into
+// rq's block.
+func buildPlan(spec *Spec, rq *request) (*plan, error) {
+	pl := &plan{uid: os.Getuid(), gid: os.Getgid(), rq: rq}
 	p := &pl.prog
 	hf := facts()
 
@@ -127,16 +133,27 @@ func buildPlan(spec *Spec) (*plan, error) {
 	p.keep = append(p.keep, &b)
 	p.sys("sync with broker", unix.SYS_READ, uintptr(pl.syncR), uintptr(unsafe.Pointer(&b[0])), 1).flags = fMustRead1
 	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncR))
+	// Drop every fd the broker had open at the fork (other runs' pipes
+	// among them) but the ones this child uses.
+	keep := []int{pl.errW, pl.statusW, pl.notifyW}
+	if rq != nil {
+		keep = append(keep, rq.ctlR, rq.ctlW)
+	} else {
+		keep = append(keep, spec.Stdio[:]...)
+	}
+	pl.closeAllBut(keep)
 	p.sys("setsid", unix.SYS_SETSID)
 	p.sys("dumpable", unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0)
 
 	// 2. stdio onto 0..2 via fds above everything in use.
-	base := pl.maxFd() + 1
-	for i, fd := range spec.Stdio {
-		p.sys("stdio", unix.SYS_DUP3, uintptr(fd), uintptr(base+i), unix.O_CLOEXEC)
-	}
-	for i := range spec.Stdio {
-		p.sys("stdio", unix.SYS_DUP3, uintptr(base+i), uintptr(i), 0)
+	if rq == nil {
+		base := pl.maxFd() + 1
+		for i, fd := range spec.Stdio {
+			p.sys("stdio", unix.SYS_DUP3, uintptr(fd), uintptr(base+i), unix.O_CLOEXEC)
+		}
+		for i := range spec.Stdio {
+			p.sys("stdio", unix.SYS_DUP3, uintptr(base+i), uintptr(i), 0)
+		}
 	}
 
 	// 3. Network: loopback up in the new namespace.
@@ -171,11 +188,8 @@ func buildPlan(spec *Spec) (*plan, error) {
 	if spec.Hostname != "" {
 		p.sys("hostname", unix.SYS_SETHOSTNAME, p.str(spec.Hostname), uintptr(len(spec.Hostname)))
 	}
-	p.sys("chdir "+spec.Dir, unix.SYS_CHDIR, p.str(spec.Dir))
-	for _, rl := range spec.Rlimits {
-		lim := &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
-		p.keep = append(p.keep, lim)
-		p.sys(fmt.Sprintf("rlimit %d", rl.Resource), unix.SYS_PRLIMIT64, 0, uintptr(rl.Resource), uintptr(unsafe.Pointer(lim)), 0)
+	if rq == nil {
+		pl.runOps(spec)
 	}
 
 	// 6. Capabilities: bounding set, securebits, ambient, then all sets.
@@ -198,13 +212,16 @@ func buildPlan(spec *Spec) (*plan, error) {
 		}
 	}
 
-	// 7. Close every fd but stdio at exec (also fds the broker inherited).
-	p.ops = append(p.ops, op{kind: kCloexecFrom, args: [6]uintptr{3, 65536}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("close inherited fds")})
-
-	// 8. Fork the target; this process stays as the sandbox's init.
+	// 7. Fork the target; this process stays as the sandbox's init. A warm
+	// sandbox forks it ahead too, and the target waits for its run.
 	gpid := p.slot()
 	forkAt := len(p.ops)
 	p.ops = append(p.ops, op{kind: kFork, in: -1, inArg: -1, out: gpid, stage: p.stageIndex("fork target")})
+	if rq != nil {
+		rq.waitOps(p)
+	}
+	// 8. Close every fd but stdio at exec (also fds the broker inherited).
+	p.ops = append(p.ops, op{kind: kCloexecFrom, args: [6]uintptr{3, 65536}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("close inherited fds")})
 	p.sys("setsid", unix.SYS_SETSID)
 	if spec.Setctty {
 		p.sys("controlling terminal", unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
@@ -213,13 +230,15 @@ func buildPlan(spec *Spec) (*plan, error) {
 	if len(spec.Seccomp) > 0 {
 		p.addSeccomp(spec.Seccomp, spec.SeccompNotify, pl.notifyW)
 	}
-	pl.execOps(spec)
+	if rq != nil {
+		rq.execOps(p)
+	} else {
+		pl.execOps(spec)
+	}
 	initAt := len(p.ops)
 	p.ops[forkAt].args[0] = uintptr(initAt)
-	p.sys("init", unix.SYS_CLOSE, uintptr(pl.errW))
-	for fd := 0; fd < 3; fd++ {
-		p.sys("init", unix.SYS_CLOSE, uintptr(fd)).flags = fIgnoreErr
-	}
+	// The init keeps only the status pipe.
+	pl.closeAllBut([]int{pl.statusW})
 	p.ops = append(p.ops, op{kind: kReap, args: [6]uintptr{uintptr(gpid), uintptr(pl.statusW)}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("init")})
 	if int(p.nslots) > maxSlots {
 		pl.closeAll()
@@ -229,6 +248,33 @@ func buildPlan(spec *Spec) (*plan, error) {
 }
 
 const maxSlots = 128
+
+// closeAllBut closes every fd except keep, with close_range over the gaps.
+func (pl *plan) closeAllBut(keep []int) {
+	sort.Ints(keep)
+	from := 0
+	for _, k := range keep {
+		if k < 0 {
+			continue
+		}
+		if k > from {
+			pl.prog.sys("close fds", unix.SYS_CLOSE_RANGE, uintptr(from), uintptr(k-1), 0)
+		}
+		from = k + 1
+	}
+	pl.prog.sys("close fds", unix.SYS_CLOSE_RANGE, uintptr(from), ^uintptr(0)>>32, 0)
+}
+
+// runOps sets what each run chooses: working directory and limits.
+func (pl *plan) runOps(spec *Spec) {
+	p := &pl.prog
+	p.sys("chdir "+spec.Dir, unix.SYS_CHDIR, p.str(spec.Dir))
+	for _, rl := range spec.Rlimits {
+		lim := &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+		p.keep = append(p.keep, lim)
+		p.sys(fmt.Sprintf("rlimit %d", rl.Resource), unix.SYS_PRLIMIT64, 0, uintptr(rl.Resource), uintptr(unsafe.Pointer(lim)), 0)
+	}
+}
 
 // atFDCWD is AT_FDCWD (-100) as a raw syscall argument.
 const atFDCWD = ^uintptr(99)

@@ -19,11 +19,13 @@ type Process struct {
 	// Listener is the seccomp user-notification fd (-1 without notify);
 	// the caller serves and closes it.
 	Listener int
-	pidfd    int
-	statusR  int
-	killOnce sync.Once
-	mu       sync.Mutex
-	done     bool
+	// afterWait runs once the sandbox is gone (prepares the next one).
+	afterWait func()
+	pidfd     int
+	statusR   int
+	killOnce  sync.Once
+	mu        sync.Mutex
+	done      bool
 }
 
 // Exit is what the kernel reported about the target.
@@ -71,16 +73,36 @@ func onForkerThread(f func()) {
 // Start builds the sandbox described by spec and starts the target in it.
 // It returns when the target has been exec'd, or with a *StageError.
 func Start(spec *Spec, hooks Hooks) (*Process, error) {
-	pl, err := buildPlan(spec)
+	w, next := takeWarm(spec)
+	if w != nil {
+		if p, err := w.run(spec, hooks); err == nil {
+			p.afterWait = next
+			return p, nil
+		}
+		// A warm sandbox that failed is gone; build a fresh one, which
+		// reports the failure properly if it is not particular to it.
+	}
+	pl, err := buildPlan(spec, nil)
 	if err != nil {
+		if next != nil {
+			next()
+		}
 		return nil, err
 	}
-	return pl.start(hooks)
+	p, err := pl.start(hooks)
+	if err != nil {
+		if next != nil {
+			next()
+		}
+		return nil, err
+	}
+	p.afterWait = next
+	return p, nil
 }
 
 // Plan returns the launch plan for spec as text (for --print-plan).
 func Plan(spec *Spec) (string, error) {
-	pl, err := buildPlan(spec)
+	pl, err := buildPlan(spec, nil)
 	if err != nil {
 		return "", err
 	}
@@ -88,18 +110,15 @@ func Plan(spec *Spec) (string, error) {
 	return pl.prog.String(), nil
 }
 
-func (pl *plan) start(hooks Hooks) (*Process, error) {
+// fork clones the child and closes the parent's copies of its pipe ends.
+func (pl *plan) fork() (*Process, error) {
 	var (
 		pid   int
 		pidfd int32
 		errno syscall.Errno
 	)
-	cg := -1
-	if hooks.CgroupFD >= 0 && hooks.CgroupFD != 0 {
-		cg = hooks.CgroupFD
-	}
 	syscall.ForkLock.Lock()
-	onForkerThread(func() { pid, pidfd, errno = forkRun(&pl.prog, pl.flags, pl.errW, cg) })
+	onForkerThread(func() { pid, pidfd, errno = forkRun(&pl.prog, pl.flags, pl.errW, -1) })
 	syscall.ForkLock.Unlock()
 	runtime.KeepAlive(pl)
 	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW, pl.notifyW} {
@@ -107,28 +126,45 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 			unix.Close(fd)
 		}
 	}
+	if pl.rq != nil {
+		unix.Close(pl.rq.ctlR)
+		pl.rq.ctlR = -1
+	}
 	if errno != 0 {
 		unix.Close(pl.syncW)
 		unix.Close(pl.errR)
 		unix.Close(pl.statusR)
+		if pl.notifyR >= 0 {
+			unix.Close(pl.notifyR)
+		}
+		if pl.rq != nil {
+			pl.rq.close()
+		}
 		return nil, cloneError(errno, pl.flags)
 	}
-	proc := &Process{Pid: pid, pidfd: int(pidfd), statusR: pl.statusR, Listener: -1}
-	if pl.notifyR >= 0 {
-		defer unix.Close(pl.notifyR)
+	return &Process{Pid: pid, pidfd: int(pidfd), statusR: pl.statusR, Listener: -1}, nil
+}
+
+func (pl *plan) start(hooks Hooks) (*Process, error) {
+	proc, err := pl.fork()
+	if err != nil {
+		return nil, err
 	}
 	abort := func(err error) (*Process, error) {
 		unix.Close(pl.syncW)
 		unix.Close(pl.errR)
+		if pl.notifyR >= 0 {
+			unix.Close(pl.notifyR)
+		}
 		proc.Kill()
 		proc.Wait()
 		return nil, err
 	}
-	if err := pl.writeMaps(pid); err != nil {
+	if err := pl.writeMaps(proc.Pid); err != nil {
 		return abort(err)
 	}
 	if hooks.BeforeRelease != nil {
-		if err := hooks.BeforeRelease(pid); err != nil {
+		if err := hooks.BeforeRelease(proc.Pid); err != nil {
 			return abort(err)
 		}
 	}
@@ -136,12 +172,20 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 		return abort(&StageError{Stage: "sync with sandbox", Err: err})
 	}
 	unix.Close(pl.syncW)
+	return pl.finishStart(proc)
+}
+
+// finishStart waits until the target has been exec'd (the error pipe
+// closes) or the child reports the stage that failed.
+func (pl *plan) finishStart(proc *Process) (*Process, error) {
+	if pl.notifyR >= 0 {
+		defer unix.Close(pl.notifyR)
+	}
 	var fail childFailure
 	buf := (*[unsafe.Sizeof(fail)]byte)(unsafe.Pointer(&fail))[:]
 	n, err := readFull(pl.errR, buf)
 	unix.Close(pl.errR)
 	if err != nil || n == 0 {
-		// exec succeeded: the pipe closed on exec
 		if pl.notifyR >= 0 {
 			if proc.Listener, err = recvListener(pl.notifyR); err != nil {
 				proc.Kill()
@@ -257,6 +301,10 @@ func (p *Process) Wait() (Exit, error) {
 	buf := (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:]
 	n, _ := readFull(p.statusR, buf)
 	unix.Close(p.statusR)
+	if p.afterWait != nil {
+		p.afterWait()
+		p.afterWait = nil
+	}
 	if n >= 8 {
 		ex.Status = unix.WaitStatus(uint32(rep.ws))
 		ex.Reported = true

@@ -55,4 +55,8 @@ type Spec struct {
 	// SeccompNotify its listener fd goes to the broker (Process.Listener).
 	Seccomp       []seccomp.SockFilter
 	SeccompNotify bool
+	// Warm allows a sandbox prepared ahead for the same shape (see
+	// warm_linux.go); the broker must set it only when nothing per-run
+	// happens before release except BeforeRelease with a cgroup.
+	Warm bool
 }

@@ -1,0 +1,400 @@
+package linux
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Warm sandboxes: a sandbox is set up ahead (namespaces, mounts, identity,
+// capabilities dropped, Landlock) and its init waits for a run. The broker
+// then writes the run's command line, environment, working directory and
+// limits straight into the init's memory (same addresses: it is a fork of
+// the broker) and sends stdio over a socket; the init forks the target as
+// usual. Set-up leaves the critical path; the namespaces are still used once.
+
+const (
+	maxExec  = 32 // PATH candidates
+	maxRlim  = 12
+	reqBytes = 256 << 10
+)
+
+// requestBlock is the memory the broker fills for one run.
+type requestBlock struct {
+	cwd, argv, envv uintptr
+	exe             [maxExec]uintptr
+	rlim            [maxRlim]struct {
+		res uintptr
+		lim unix.Rlimit
+	}
+	data [reqBytes]byte
+}
+
+// request is the broker's handle on a warm sandbox's run channel.
+type request struct {
+	blk        *requestBlock
+	ctlR, ctlW int // socketpair: the init receives stdio on ctlR
+	msg        *unix.Msghdr
+	ind        [][6]*uintptr
+	used       bool
+}
+
+func newRequest() (*request, error) {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	rq := &request{blk: new(requestBlock), ctlR: highFd(sp[0]), ctlW: highFd(sp[1])}
+	buf := make([]byte, 1)
+	cbuf := make([]byte, unix.CmsgSpace(3*4))
+	iov := &unix.Iovec{Base: &buf[0]}
+	iov.SetLen(1)
+	rq.msg = &unix.Msghdr{Iov: iov, Iovlen: 1, Control: &cbuf[0]}
+	rq.msg.SetControllen(len(cbuf))
+	return rq, nil
+}
+
+func (rq *request) close() {
+	for _, fd := range []*int{&rq.ctlR, &rq.ctlW} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// indirect returns an ind array for an op.
+func (rq *request) indirect(pairs ...any) *[6]*uintptr {
+	var ind [6]*uintptr
+	for i := 0; i < len(pairs); i += 2 {
+		ind[pairs[i].(int)] = pairs[i+1].(*uintptr)
+	}
+	rq.ind = append(rq.ind, ind)
+	return &rq.ind[len(rq.ind)-1]
+}
+
+// waitOps: the target, forked ahead, drops stdio, blocks until the run
+// arrives (its stdio lands on fds 0..2), then applies the run's directory
+// and limits.
+func (rq *request) waitOps(p *program) {
+	rq.ind = make([][6]*uintptr, 0, 1+maxRlim+maxExec)
+	p.keep = append(p.keep, rq)
+	for fd := 0; fd < 3; fd++ {
+		p.sys("wait for run", unix.SYS_CLOSE, uintptr(fd)).flags = fIgnoreErr
+	}
+	p.sys("wait for run", unix.SYS_RECVMSG, uintptr(rq.ctlR), uintptr(unsafe.Pointer(rq.msg)), 0).flags = fMustRead1
+	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlR))
+	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlW))
+	p.sys("chdir", unix.SYS_CHDIR, 0).ind = rq.indirect(0, &rq.blk.cwd)
+	for i := range rq.blk.rlim {
+		r := &rq.blk.rlim[i]
+		p.sys("rlimit", unix.SYS_PRLIMIT64, 0, 0, uintptr(unsafe.Pointer(&r.lim)), 0).ind = rq.indirect(1, &r.res)
+	}
+}
+
+// execOps tries each PATH candidate the broker wrote.
+func (rq *request) execOps(p *program) {
+	for i := range rq.blk.exe {
+		o := p.sys("exec", unix.SYS_EXECVE, 0, 0, 0)
+		o.ind = rq.indirect(0, &rq.blk.exe[i], 1, &rq.blk.argv, 2, &rq.blk.envv)
+		o.flags = fExecSearch
+		if i == maxExec-1 {
+			o.flags |= fExecLast
+		}
+	}
+}
+
+// fill writes spec's run into the block, with pointers valid in the init.
+func (rq *request) fill(spec *Spec) (int, error) {
+	b := rq.blk
+	off := 0
+	put := func(s string) (uintptr, error) {
+		if off+len(s)+1 > len(b.data) {
+			return 0, errors.New("command line and environment too large for a warm sandbox")
+		}
+		p := uintptr(unsafe.Pointer(&b.data[off]))
+		copy(b.data[off:], s)
+		b.data[off+len(s)] = 0
+		off += len(s) + 1
+		return p, nil
+	}
+	vec := func(ss []string) (uintptr, error) {
+		off = (off + 7) &^ 7
+		n := (len(ss) + 1) * 8
+		if off+n > len(b.data) {
+			return 0, errors.New("command line and environment too large for a warm sandbox")
+		}
+		at := off
+		off += n
+		for i, s := range ss {
+			p, err := put(s)
+			if err != nil {
+				return 0, err
+			}
+			binary.NativeEndian.PutUint64(b.data[at+8*i:], uint64(p))
+		}
+		binary.NativeEndian.PutUint64(b.data[at+8*len(ss):], 0)
+		return uintptr(unsafe.Pointer(&b.data[at])), nil
+	}
+	var err error
+	if b.cwd, err = put(spec.Dir); err != nil {
+		return 0, err
+	}
+	if b.argv, err = vec(spec.Args); err != nil {
+		return 0, err
+	}
+	if b.envv, err = vec(spec.Env); err != nil {
+		return 0, err
+	}
+	cands := execCandidates(spec)
+	if len(cands) > maxExec {
+		cands = cands[:maxExec]
+	}
+	for i := range b.exe {
+		c := cands[len(cands)-1]
+		if i < len(cands) {
+			c = cands[i]
+		}
+		if b.exe[i], err = put(c); err != nil {
+			return 0, err
+		}
+	}
+	if len(spec.Rlimits) > maxRlim {
+		return 0, errors.New("too many rlimits for a warm sandbox")
+	}
+	for i := range b.rlim {
+		rl := Rlimit{Resource: unix.RLIMIT_CORE}
+		if i < len(spec.Rlimits) {
+			rl = spec.Rlimits[i]
+		}
+		b.rlim[i].res = uintptr(rl.Resource)
+		b.rlim[i].lim = unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+	}
+	// Only the header and the used part of data need copying.
+	return int(unsafe.Offsetof(b.data)) + off, nil
+}
+
+// execCandidates lists where execvp would look for spec.Path inside.
+func execCandidates(spec *Spec) []string {
+	if strings.Contains(spec.Path, "/") {
+		return []string{spec.Path}
+	}
+	path := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range spec.Env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	var cands []string
+	for _, dir := range filepath.SplitList(path) {
+		if filepath.IsAbs(dir) {
+			cands = append(cands, filepath.Join(dir, spec.Path))
+		}
+	}
+	if len(cands) == 0 {
+		cands = []string{"/" + spec.Path}
+	}
+	return cands
+}
+
+// warm is one sandbox waiting for a run.
+type warm struct {
+	pl   *plan
+	proc *Process
+	born time.Time
+}
+
+// discard kills a warm sandbox that will not be used.
+func (w *warm) discard() {
+	w.pl.rq.close()
+	unix.Close(w.pl.errR)
+	if w.pl.notifyR >= 0 {
+		unix.Close(w.pl.notifyR)
+	}
+	w.proc.Kill()
+	w.proc.Wait()
+}
+
+// The stage names of a warm plan's failures come from its own program.
+
+// pool keeps at most one warm sandbox per policy shape, made once a shape
+// has been used twice, and dropped after warmTTL unused.
+var pool struct {
+	mu    sync.Mutex
+	idle  map[string]*warm
+	uses  map[string]int
+	start map[string]bool
+}
+
+const warmTTL = 10 * time.Second
+
+// warmKey names what a warm sandbox was built for; runs that differ only
+// in command, environment, directory, stdio or limits share it.
+func warmKey(spec *Spec) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %v %d %d %v %v|", spec.Hostname, spec.ShareNet, spec.HostUID, spec.HostGID, spec.Setctty, spec.SeccompNotify)
+	for _, m := range spec.Mounts {
+		fmt.Fprintf(h, "%d %q %q %v %d %x|", m.Kind, m.Source, m.Dest, m.Writable, m.Size, sha256.Sum256(m.Data))
+	}
+	if len(spec.Seccomp) > 0 {
+		h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&spec.Seccomp[0])), len(spec.Seccomp)*int(unsafe.Sizeof(spec.Seccomp[0]))))
+	}
+	if spec.Landlock != nil {
+		fmt.Fprint(h, spec.Landlock.Ruleset().String())
+	}
+	return string(h.Sum(nil))
+}
+
+// takeWarm returns a warm sandbox for spec, or nil; and, when this shape is
+// used repeatedly, a function that makes the next one (to call once this
+// run has ended, so the two do not compete).
+func takeWarm(spec *Spec) (*warm, func()) {
+	if !spec.Warm {
+		return nil, nil
+	}
+	key := warmKey(spec)
+	pool.mu.Lock()
+	if pool.idle == nil {
+		pool.idle, pool.uses, pool.start = map[string]*warm{}, map[string]int{}, map[string]bool{}
+	}
+	w := pool.idle[key]
+	delete(pool.idle, key)
+	pool.uses[key]++
+	refill := pool.uses[key] >= 2 && !pool.start[key]
+	if refill {
+		pool.start[key] = true
+	}
+	pool.mu.Unlock()
+	if w != nil && time.Since(w.born) > warmTTL {
+		go w.discard()
+		w = nil
+	}
+	var next func()
+	if refill {
+		cp := *spec
+		next = func() { go makeWarm(key, &cp) }
+	}
+	return w, next
+}
+
+func makeWarm(key string, spec *Spec) {
+	defer func() {
+		pool.mu.Lock()
+		pool.start[key] = false
+		pool.mu.Unlock()
+	}()
+	rq, err := newRequest()
+	if err != nil {
+		return
+	}
+	pl, err := buildPlan(spec, rq)
+	if err != nil {
+		rq.close()
+		return
+	}
+	proc, err := pl.fork()
+	if err != nil {
+		rq.close()
+		return
+	}
+	w := &warm{pl: pl, proc: proc, born: time.Now()}
+	if err := pl.writeMaps(proc.Pid); err != nil {
+		w.discard()
+		return
+	}
+	if _, err := unix.Write(pl.syncW, []byte{1}); err != nil {
+		w.discard()
+		return
+	}
+	unix.Close(pl.syncW)
+	pool.mu.Lock()
+	old := pool.idle[key]
+	pool.idle[key] = w
+	pool.mu.Unlock()
+	if old != nil {
+		old.discard()
+	}
+	time.AfterFunc(warmTTL, func() {
+		pool.mu.Lock()
+		if pool.idle[key] == w {
+			delete(pool.idle, key)
+		} else {
+			w = nil
+		}
+		pool.mu.Unlock()
+		if w != nil {
+			w.discard()
+		}
+	})
+}
+
+// run hands spec's run to a warm sandbox.
+func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
+	pl, proc := w.pl, w.proc
+	// The target was forked ahead: the run goes into its memory, and both
+	// processes are placed (cgroup).
+	target, err := onlyChild(proc.Pid)
+	if err != nil {
+		w.discard()
+		return nil, err
+	}
+	if hooks.BeforeRelease != nil {
+		for _, pid := range []int{proc.Pid, target} {
+			if err := hooks.BeforeRelease(pid); err != nil {
+				w.discard()
+				return nil, err
+			}
+		}
+	}
+	size, err := pl.rq.fill(spec)
+	if err != nil {
+		w.discard()
+		return nil, err
+	}
+	local := []unix.Iovec{{Base: (*byte)(unsafe.Pointer(pl.rq.blk))}}
+	local[0].SetLen(size)
+	remote := []unix.RemoteIovec{{Base: uintptr(unsafe.Pointer(pl.rq.blk)), Len: size}}
+	if n, err := unix.ProcessVMWritev(target, local, remote, 0); err != nil || n != size {
+		w.discard()
+		return nil, fmt.Errorf("write run into warm sandbox: %v", err)
+	}
+	rights := unix.UnixRights(spec.Stdio[0], spec.Stdio[1], spec.Stdio[2])
+	if err := unix.Sendmsg(pl.rq.ctlW, []byte{1}, rights, nil, 0); err != nil {
+		w.discard()
+		return nil, fmt.Errorf("send stdio to warm sandbox: %v", err)
+	}
+	pl.rq.close()
+	return pl.finishStart(proc)
+}
+
+var errNoWarm = errors.New("no warm sandbox")
+
+var _ = syscall.EPERM
+
+// onlyChild returns the host pid of pid's one child, waiting briefly while
+// a warm sandbox is still being set up.
+func onlyChild(pid int) (int, error) {
+	path := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
+	for i := 0; i < 200; i++ {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, err
+		}
+		if f := strings.Fields(string(b)); len(f) == 1 {
+			return strconv.Atoi(f[0])
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, errors.New("warm sandbox not ready")
+}
