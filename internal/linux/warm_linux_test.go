@@ -1,0 +1,122 @@
+package linux
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func testSpec() *Spec {
+	s := &Spec{Hostname: "warm", Warm: true, Dir: "/"}
+	for _, d := range []string{"/usr", "/bin", "/lib", "/lib64", "/sbin"} {
+		fi, err := os.Lstat(d)
+		switch {
+		case err != nil:
+		case fi.Mode()&os.ModeSymlink != 0:
+			t, _ := os.Readlink(d)
+			s.Mounts = append(s.Mounts, Mount{Kind: Symlink, Source: t, Dest: d})
+		default:
+			s.Mounts = append(s.Mounts, Mount{Kind: Bind, Source: d, Dest: d})
+		}
+	}
+	s.Mounts = append(s.Mounts, Mount{Kind: Tmpfs, Dest: "/tmp", Writable: true, Size: 1 << 20})
+	return s
+}
+
+// runOnce runs a shell script with stdin and returns its output.
+func runOnce(t *testing.T, spec *Spec, script, stdin string) string {
+	t.Helper()
+	inR, inW, _ := os.Pipe()
+	outR, outW, _ := os.Pipe()
+	sp := *spec
+	sp.Path, sp.Args = "/bin/sh", []string{"sh", "-c", script}
+	sp.Env = []string{"PATH=/usr/bin:/bin", "X=" + stdin}
+	sp.Stdio = [3]int{int(inR.Fd()), int(outW.Fd()), int(outW.Fd())}
+	p, err := Start(&sp, Hooks{CgroupFD: -1})
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { io.WriteString(inW, stdin); inW.Close() }()
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(outR); done <- b }()
+	ex, err := p.Wait()
+	if err != nil || !ex.Reported || ex.Status.ExitStatus() != 0 {
+		t.Fatalf("wait: %v %v", err, ex.Status)
+	}
+	select {
+	case b := <-done:
+		outR.Close()
+		return string(b)
+	case <-time.After(5 * time.Second):
+		t.Fatal("output not closed 5s after the run: a sandbox still holds the pipe")
+	}
+	return ""
+}
+
+func idle(spec *Spec) bool {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	return pool.idle[warmKey(spec)] != nil
+}
+
+// A shape used repeatedly gets a warm sandbox; each run gets exactly its own
+// command, environment, directory and stdio, never a previous run's.
+func TestWarmRuns(t *testing.T) {
+	spec := testSpec()
+	spec.Hostname = fmt.Sprintf("warm-%d", os.Getpid())
+	for i := 0; i < 6; i++ {
+		want := strings.Repeat("y", 40-5*i) + fmt.Sprint(i)
+		sp := *spec
+		sp.Dir = []string{"/", "/tmp", "/usr"}[i%3]
+		if i >= 2 {
+			for j := 0; j < 200 && !idle(spec); j++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !idle(spec) {
+				t.Fatalf("run %d: no warm sandbox prepared", i)
+			}
+		}
+		out := runOnce(t, &sp, `read l; echo "$l $X $(pwd) $(hostname) $#"; ls /proc | grep -c '^[0-9]'`, want)
+		expect := fmt.Sprintf("%s %s %s %s 0\n", want, want, sp.Dir, spec.Hostname)
+		if !strings.HasPrefix(out, expect) {
+			t.Fatalf("run %d: got %q, want prefix %q", i, out, expect)
+		}
+	}
+}
+
+// Runs overlapping in time do not hold each other's pipes, and fds the
+// broker opened after a warm sandbox was made never reach it.
+func TestWarmConcurrentAndFds(t *testing.T) {
+	spec := testSpec()
+	spec.Hostname = fmt.Sprintf("conc-%d", os.Getpid())
+	runOnce(t, spec, "true", "")
+	runOnce(t, spec, "true", "")
+	fd, err := unix.Open("/etc/hostname", unix.O_RDONLY, 0) // no O_CLOEXEC on purpose
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var wg sync.WaitGroup
+	outs := make([]string, 4)
+	for i := range outs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outs[i] = runOnce(t, spec, "ls /proc/self/fd | tr '\\n' ' '", fmt.Sprint(i))
+		}(i)
+	}
+	wg.Wait()
+	for _, o := range outs {
+		if strings.TrimSpace(o) != "0 1 2 3" {
+			t.Errorf("fds inside: %q, want only stdio (and ls's own)", o)
+		}
+	}
+}
