@@ -238,8 +238,10 @@ func TestWineSmoke(t *testing.T) {
 	// the wall timeout killed the job and when the first process exited.
 	for _, s := range []string{"wall-tree", "tree-exit"} {
 		l := got[s]
-		if len(l.Pids) != 3 {
-			t.Errorf("%s: want 3 descendant pids, got %v (stderr %q)", s, l.Pids, l.Stderr)
+		// tree-exit prints all three before its first process exits;
+		// the wall timeout may strike while the chain still grows.
+		if want := 3; len(l.Pids) != want && (s == "tree-exit" || len(l.Pids) == 0) {
+			t.Errorf("%s: want %d descendant pids, got %v (stderr %q)", s, want, l.Pids, l.Stderr)
 		}
 		if len(l.Alive) != 0 {
 			t.Errorf("%s: descendants still running after Wait: %v", s, l.Alive)

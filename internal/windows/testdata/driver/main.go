@@ -121,7 +121,7 @@ func main() {
 	out.Encode(run("env", be, "", "env"))
 	out.Encode(run("stdin", be, "piped input\n", "cat"))
 	wall := be
-	wall.Limits.WallTime = 3 * time.Second
+	wall.Limits.WallTime = 5 * time.Second
 	for _, mode := range []string{"wait", "exit"} {
 		name := "tree-" + mode
 		if mode == "wait" {

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,20 +30,25 @@ func main() {
 		io.Copy(os.Stdout, os.Stdin)
 	case "sleep":
 		time.Sleep(time.Hour)
-	case "tree": // tree N wait|exit: start N descendants in a chain, print their pids
+	case "tree": // tree N wait|exit: a chain of N descendants; print their pids
 		n, _ := strconv.Atoi(os.Args[2])
 		if n > 0 {
 			c := exec.Command(os.Args[0], "tree", strconv.Itoa(n-1), "wait")
-			c.Stdout = os.Stdout
+			out, _ := c.StdoutPipe()
 			if err := c.Start(); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(4)
 			}
 			fmt.Printf("%d\n", c.Process.Pid)
+			// Forward the descendants' pids, so the whole chain is
+			// running when the last line is out.
+			sc := bufio.NewScanner(out)
+			for i := 0; i < n-1 && sc.Scan(); i++ {
+				fmt.Println(sc.Text())
+			}
 		}
 		if os.Args[3] == "wait" {
 			time.Sleep(time.Hour)
 		}
-		time.Sleep(2 * time.Second) // let the chain print
 	}
 }
