@@ -1,6 +1,7 @@
 package airlock
 
 import (
+	"path"
 	"errors"
 	"fmt"
 	"os"
@@ -226,7 +227,7 @@ func (p *Policy) Validate() error {
 			return fmt.Errorf("mount %d (%s): %w", i, m.Dest, err)
 		}
 	}
-	if p.Workdir != "" && !filepath.IsAbs(p.Workdir) {
+	if p.Workdir != "" && !isAbs(p.Workdir) {
 		return fmt.Errorf("workdir %q: must be an absolute path", p.Workdir)
 	}
 	for _, e := range p.Env {
@@ -271,11 +272,23 @@ func (p *Policy) Validate() error {
 	return nil
 }
 
+// isAbs accepts host paths and sandbox paths ("/tmp" is a sandbox path on
+// every OS, also where filepath.IsAbs says no).
+func isAbs(p string) bool { return strings.HasPrefix(p, "/") || filepath.IsAbs(p) }
+
+// cleanOf cleans a path in its own syntax.
+func cleanOf(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
+	}
+	return filepath.Clean(p)
+}
+
 func (m Mount) validate() error {
-	if !filepath.IsAbs(m.Dest) {
+	if !isAbs(m.Dest) {
 		return fmt.Errorf("destination %q: must be an absolute path", m.Dest)
 	}
-	if filepath.Clean(m.Dest) != m.Dest && filepath.Clean(m.Dest)+"/" != m.Dest {
+	if c := cleanOf(m.Dest); c != m.Dest && c+"/" != m.Dest {
 		return fmt.Errorf("destination %q: must be a clean path (no .., no //)", m.Dest)
 	}
 	if strings.ContainsRune(m.Dest, 0) || strings.ContainsRune(m.Source, 0) {
@@ -283,7 +296,7 @@ func (m Mount) validate() error {
 	}
 	switch m.Kind {
 	case Bind:
-		if !filepath.IsAbs(m.Source) {
+		if !isAbs(m.Source) {
 			return fmt.Errorf("source %q: must be an absolute path", m.Source)
 		}
 		if m.Dest == "/" {
