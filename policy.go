@@ -1,10 +1,10 @@
 package airlock
 
 import (
-	"path"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
