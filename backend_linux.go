@@ -53,7 +53,8 @@ func (lp *linuxProcess) wait() (*Result, error) {
 	}
 	var st cgroup.Stats
 	if lp.cg != nil {
-		lp.cg.Kill()
+		// The pid namespace is gone, so the group is empty: read the
+		// kernel's accounting, then remove it (Close kills any straggler).
 		st, _ = lp.cg.Stats()
 		lp.cg.Close()
 	}
@@ -87,9 +88,15 @@ func (lp *linuxProcess) wait() (*Result, error) {
 		res.ExitCode = 128 + sig
 		res.Status = Signaled
 	}
-	if lp.cg != nil {
-		res.CPUTime, res.MemoryPeak, res.ProcsPeak = st.CPUTime, st.MemoryPeak, st.PidsPeak
+	// The cgroup's figures are exact where it has them; the rusage of the
+	// init (all reaped descendants included) covers the rest.
+	if st.CPUTime > 0 {
+		res.CPUTime = st.CPUTime
 	}
+	if st.MemoryPeak > 0 {
+		res.MemoryPeak = st.MemoryPeak
+	}
+	res.ProcsPeak = st.PidsPeak
 	lp.mu.Lock()
 	hit := lp.limitHit
 	lp.mu.Unlock()

@@ -45,7 +45,8 @@ func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
 		return nil, nil
 	}
 	cleanStaleOnce.Do(func() { cgroup.CleanStale() })
-	g, err := cgroup.New(cgroup.Spec{Memory: l.Memory, Pids: int64(l.Procs), CPUs: l.CPUs})
+	g, err := cgroup.New(cgroup.Spec{Memory: l.Memory, Pids: int64(l.Procs), CPUs: l.CPUs,
+		Minimal: true, CPUAccounting: l.CPUTime > 0})
 	if err == nil {
 		v := fmt.Sprintf("cgroup v%d", g.Version())
 		if l.Memory > 0 {

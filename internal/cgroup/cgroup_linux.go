@@ -225,7 +225,7 @@ func create(l layout, spec Spec, name string) (*Group, error) {
 	}
 	for _, c := range order {
 		p := parents[c]
-		if p == "" {
+		if p == "" || (spec.Minimal && l.version == 1 && !spec.needs(c)) {
 			continue
 		}
 		dir := filepath.Join(p, name)
@@ -435,6 +435,9 @@ func (g *Group) Kill() error {
 			return fmt.Errorf("cgroup: kill: %w", err)
 		}
 	}
+	if pids, err := g.procs(); err == nil && len(pids) == 0 {
+		return nil // already empty: nothing to freeze
+	}
 	for {
 		g.freeze(true, deadline)
 		pids, err := g.procs()
@@ -529,7 +532,7 @@ func (g *Group) waitEmpty(until time.Time) bool {
 		if time.Now().After(until) {
 			return false
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(200 * time.Microsecond)
 	}
 }
 
@@ -571,13 +574,15 @@ func rmTree(dir string) error {
 		}
 	}
 	until := time.Now().Add(time.Second)
+	wait := 50 * time.Microsecond
 	for {
 		err := unix.Rmdir(dir)
 		switch {
 		case err == nil || err == unix.ENOENT:
 			return nil
 		case err == unix.EBUSY && time.Now().Before(until):
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(wait)
+			wait = min(2*wait, 5*time.Millisecond)
 		default:
 			return fmt.Errorf("cgroup: rmdir %s: %w", dir, err)
 		}

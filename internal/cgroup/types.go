@@ -18,6 +18,11 @@ type Spec struct {
 	Memory int64   // bytes, memory plus swap
 	Pids   int64   // tasks (processes and threads)
 	CPUs   float64 // CPU bandwidth in CPUs, e.g. 1.5
+	// Minimal (v1): join only the hierarchies the limits need, plus cpuacct
+	// with CPUAccounting. Each v1 join waits for an RCU grace period, and
+	// a pid namespace already gives a whole-tree kill without the freezer.
+	Minimal       bool
+	CPUAccounting bool
 }
 
 // Stats is the kernel's accounting for a group.
@@ -27,4 +32,19 @@ type Stats struct {
 	OOMKilled  bool          // the kernel OOM-killed a task in the group
 	PidsPeak   int           // 0 when the kernel does not report it
 	PidsMaxHit bool          // a fork or clone failed at pids.max
+}
+
+// needs reports whether a Minimal v1 group joins controller c.
+func (s Spec) needs(c string) bool {
+	switch c {
+	case "memory":
+		return s.Memory > 0
+	case "pids":
+		return s.Pids > 0
+	case "cpu":
+		return s.CPUs > 0
+	case "cpuacct":
+		return s.CPUAccounting
+	}
+	return false
 }

@@ -342,19 +342,17 @@ func makeWarm(key string, spec *Spec) {
 // run hands spec's run to a warm sandbox.
 func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 	pl, proc := w.pl, w.proc
-	// The target was forked ahead: the run goes into its memory, and both
-	// processes are placed (cgroup).
+	// The target was forked ahead: the run goes into its memory, and it is
+	// what gets placed (cgroup); the init forks nothing more.
 	target, err := onlyChild(proc.Pid)
 	if err != nil {
 		w.discard()
 		return nil, err
 	}
 	if hooks.BeforeRelease != nil {
-		for _, pid := range []int{proc.Pid, target} {
-			if err := hooks.BeforeRelease(pid); err != nil {
-				w.discard()
-				return nil, err
-			}
+		if err := hooks.BeforeRelease(target); err != nil {
+			w.discard()
+			return nil, err
 		}
 	}
 	size, err := pl.rq.fill(spec)
