@@ -74,6 +74,45 @@ func setup(cfg Config) ([]string, []*os.File, error) {
 	if err := linkUp("lo"); err != nil {
 		return nil, nil, fmt.Errorf("netns: bring lo up: %w", err)
 	}
+	var names []string
+	var files []*os.File
+	fail := func(err error) ([]string, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	if !cfg.NoEgress {
+		n, f, err := setupEgress(cfg)
+		names, files = n, f
+		if err != nil {
+			return fail(err)
+		}
+	}
+	for _, a := range cfg.Forward {
+		network := "tcp4"
+		if a.Addr().Is6() {
+			network = "tcp6"
+		}
+		f, err := listenTCP(network, a.Addr().String(), int(a.Port()))
+		if err != nil {
+			return fail(fmt.Errorf("netns: listen for forward %s: %w", a, err))
+		}
+		names, files = append(names, nameForward), append(files, f)
+	}
+	for range cfg.Pool {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(fmt.Errorf("netns: socket for the publish pool: %w", err))
+		}
+		names, files = append(names, namePool), append(files, os.NewFile(uintptr(fd), namePool))
+	}
+	return names, files, nil
+}
+
+// setupEgress makes every address local, installs the rules and creates
+// the capture, DNS and proxy sockets.
+func setupEgress(cfg Config) ([]string, []*os.File, error) {
 	if err := addLocalDefault(unix.AF_INET); err != nil {
 		return nil, nil, fmt.Errorf("netns: IPv4 local default route: %w", err)
 	}
@@ -110,6 +149,9 @@ func setup(cfg Config) ([]string, []*os.File, error) {
 			f, err = listenUDP(s.network, s.ip, s.port)
 		}
 		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
 			return nil, nil, fmt.Errorf("netns: listen %s %s:%d: %w", s.name, s.ip, s.port, err)
 		}
 		names = append(names, s.name)

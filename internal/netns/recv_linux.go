@@ -15,8 +15,8 @@ import (
 // if the helper exited without sending (the launcher must have closed its
 // copy of the helper's end, or this blocks until the helper's end closes).
 func ReceiveListeners(conn *os.File) (*Listeners, error) {
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(8*4))
+	buf := make([]byte, maxMessageLen)
+	oob := make([]byte, unix.CmsgSpace(maxHelperFDs*4))
 	var n, oobn int
 	var err error
 	for {
@@ -65,7 +65,7 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 	}
 	l := &Listeners{}
 	for i, name := range msg.Names {
-		if name == nameDropLog {
+		if name == nameDropLog || name == namePool {
 			// Non-blocking before NewFile, so reads go through the poller
 			// and Close interrupts them.
 			unix.SetNonblock(fds[i], true)
@@ -73,7 +73,7 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 		f := os.NewFile(uintptr(fds[i]), name)
 		var err error
 		switch name {
-		case nameCapture4, nameCapture6, nameHTTP, nameDNSTCP4, nameDNSTCP6:
+		case nameCapture4, nameCapture6, nameHTTP, nameDNSTCP4, nameDNSTCP6, nameForward:
 			var ln net.Listener
 			if ln, err = net.FileListener(f); err == nil {
 				tl, ok := ln.(*net.TCPListener)
@@ -90,12 +90,16 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 					l.DNSTCP4 = tl
 				case nameDNSTCP6:
 					l.DNSTCP6 = tl
+				case nameForward:
+					l.Forward = append(l.Forward, tl)
 				default:
 					l.HTTP = tl
 				}
 			}
 		case nameDropLog:
 			l.DropLog, f = f, nil
+		case namePool:
+			l.Pool, f = append(l.Pool, f), nil
 		case nameDNS4, nameDNS6:
 			var pc net.PacketConn
 			if pc, err = net.FilePacketConn(f); err == nil {
@@ -124,7 +128,9 @@ func ReceiveListeners(conn *os.File) (*Listeners, error) {
 			return nil, fmt.Errorf("netns: socket %q from helper: %w", name, err)
 		}
 	}
-	if l.Capture4 == nil || l.DNS4 == nil || l.HTTP == nil {
+	// The egress set comes whole or not at all.
+	partial := l.Capture4 != nil || l.DNS4 != nil || l.HTTP != nil
+	if (partial && !l.Egress()) || (!partial && len(l.Forward) == 0 && len(l.Pool) == 0) {
 		l.Close()
 		return nil, errors.New("netns: helper sent an incomplete socket set")
 	}

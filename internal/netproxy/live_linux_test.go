@@ -27,6 +27,7 @@ import (
 
 func TestMain(m *testing.M) {
 	netnstest.Register("attacks", attackScenario)
+	netnstest.Register("forward", forwardScenario)
 	netnstest.Dispatch()
 	os.Exit(m.Run())
 }

@@ -50,7 +50,7 @@ type Options struct {
 // Conn is one connection attempt (or refused DNS lookup) seen by the broker.
 type Conn struct {
 	Time     time.Time
-	Proto    string // "tcp" (captured), "http-connect", "http", "dns", or a dropped protocol ("udp", "icmp", ...)
+	Proto    string // "tcp" (captured), "http-connect", "http", "dns", "forward", "publish", or a dropped protocol ("udp", "icmp", ...)
 	Name     string // host name, when known
 	IP       string // address dialled or requested
 	Port     int
@@ -71,6 +71,8 @@ type Proxy struct {
 	noIPv6 atomic.Bool // the namespace has no IPv6: answer AAAA empty
 
 	mu      sync.Mutex
+	pool    []*os.File // unconnected sockets of the sandbox's namespace (--publish)
+	poolCap int
 	log     []Conn
 	dropped int
 	closed  bool
@@ -109,15 +111,28 @@ func New(policy Policy, opts Options) (*Proxy, error) {
 }
 
 // Serve starts serving the sockets from the sandbox's namespace and returns;
-// the Proxy owns them from now on. Close stops it.
+// the Proxy owns them from now on. Close stops it. Without the egress set
+// (netns.Config.NoEgress) only the forwards and the publish pool are used.
 func (p *Proxy) Serve(l *netns.Listeners) error {
-	if l == nil || l.Capture4 == nil || l.DNS4 == nil || l.HTTP == nil {
+	if l == nil || (!l.Egress() && (l.Capture4 != nil || l.DNS4 != nil || l.HTTP != nil)) {
 		return errors.New("netproxy: incomplete listener set")
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return net.ErrClosed
+	}
+	for _, ln := range l.Forward {
+		p.track(ln)
+		p.goAccept(ln, p.handleForward)
+	}
+	for _, f := range l.Pool {
+		p.track(f)
+	}
+	p.pool = append(p.pool, l.Pool...)
+	p.poolCap += len(l.Pool)
+	if !l.Egress() {
+		return nil
 	}
 	p.noIPv6.Store(l.Capture6 == nil)
 	for _, ln := range []*net.TCPListener{l.Capture4, l.Capture6} {
