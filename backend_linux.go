@@ -284,8 +284,7 @@ func start(l *launch) (process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cg, err := limits(spec, &rep, l.Policy)
-	if err != nil {
+	if err := limits(spec, &rep, l.Policy); err != nil {
 		return nil, err
 	}
 	// Nothing per-run but the cgroup happens before release, so a sandbox
@@ -294,31 +293,17 @@ func start(l *launch) (process, error) {
 	var eg *egress
 	if l.Policy.Network.Mode == NetAllow {
 		if eg, err = newEgress(l.Policy.Network, l.OnConnection); err != nil {
-			if cg != nil {
-				cg.Close()
-			}
 			return nil, err
 		}
 	}
 	hooks := linux.Hooks{CgroupFD: -1}
-	hooks.BeforeRelease = func(pid int) error {
-		if cg != nil {
-			if err := cg.Add(pid); err != nil {
-				return &linux.StageError{Stage: "cgroup", Err: err}
-			}
-		}
-		if eg != nil {
-			return eg.setup(pid)
-		}
-		return nil
+	if eg != nil {
+		hooks.BeforeRelease = eg.setup
 	}
 	t0 := time.Now()
 	p, err := linux.Start(spec, hooks)
 	runtime.KeepAlive(l.Stdio)
 	if err != nil {
-		if cg != nil {
-			cg.Close()
-		}
 		if eg != nil {
 			eg.close()
 		}
@@ -332,9 +317,9 @@ func start(l *launch) (process, error) {
 		}
 		return nil, &SetupError{Stage: "start", Err: err}
 	}
-	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{}, cg: cg,
-		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial, egress: eg}
-	if cg != nil && l.Policy.Limits.CPUTime > 0 {
+	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{},
+		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial, egress: eg, cg: p.Cgroup}
+	if lp.cg != nil && l.Policy.Limits.CPUTime > 0 {
 		go lp.watchCPU(l.Policy.Limits.CPUTime)
 	}
 	if p.Listener >= 0 {

@@ -14,10 +14,14 @@ import (
 
 var cleanStaleOnce sync.Once
 
+// cgroupInfo is what this process may do with cgroups, found once:
+// delegation does not change while a broker runs.
+var cgroupInfo = sync.OnceValue(func() cgroup.Info { return cgroupDetect() })
+
 // limits applies p.Limits: cgroups for the whole tree where this user can
 // create them, rlimits always (per process, as a second wall), and says in
 // the report which limit is exact and which approximate.
-func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
+func limits(spec *linux.Spec, rep *Report, p Policy) error {
 	l := p.Limits
 	strict := p.Enforce != BestEffort
 	rl := func(res int, v uint64) {
@@ -42,13 +46,16 @@ func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
 		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
 	}
 	if l.Memory <= 0 && l.Procs <= 0 && l.CPUs <= 0 && l.CPUTime <= 0 {
-		return nil, nil
+		return nil
 	}
 	cleanStaleOnce.Do(func() { cgroup.CleanStale() })
-	g, err := cgroup.New(cgroup.Spec{Memory: l.Memory, Pids: int64(l.Procs), CPUs: l.CPUs,
-		Minimal: true, CPUAccounting: l.CPUTime > 0})
-	if err == nil {
-		v := fmt.Sprintf("cgroup v%d", g.Version())
+	info := cgroupInfo()
+	if info.CanCreate {
+		// The launcher creates the group (ahead of time for a warm
+		// sandbox) and places the target in it before it runs.
+		spec.Cgroup = &cgroup.Spec{Memory: l.Memory, Pids: int64(l.Procs), CPUs: l.CPUs,
+			Minimal: true, CPUAccounting: l.CPUTime > 0}
+		v := fmt.Sprintf("cgroup v%d", info.Version)
 		if l.Memory > 0 {
 			rep.add("memory", v+" memory limit (swap included)", Enforced, "")
 		}
@@ -61,13 +68,14 @@ func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
 		if l.CPUTime > 0 {
 			rep.add("cpu time", v+" accounting of the whole tree, checked by the broker; RLIMIT_CPU per process", Enforced, "")
 		}
-		return g, nil
+		return nil
 	}
+	err := fmt.Errorf("%s", info.Reason)
 	// No cgroup for this user: rlimits only, each one approximate.
 	why := err.Error()
 	if l.CPUs > 0 {
 		if strict {
-			return nil, &SetupError{Stage: "cgroup", Err: fmt.Errorf("%w: --cpus needs a cgroup this user can create (%s); use --best-effort to run without it", ErrNotEnforceable, why)}
+			return &SetupError{Stage: "cgroup", Err: fmt.Errorf("%w: --cpus needs a cgroup this user can create (%s); use --best-effort to run without it", ErrNotEnforceable, why)}
 		}
 		rep.add("cpu bandwidth", "none", Off, "no cgroup: "+why)
 	}
@@ -82,7 +90,7 @@ func limits(spec *linux.Spec, rep *Report, p Policy) (*cgroup.Group, error) {
 	if l.CPUTime > 0 {
 		rep.add("cpu time", "RLIMIT_CPU per process", Degraded, "no cgroup ("+why+"): each process gets the full budget")
 	}
-	return nil, nil
+	return nil
 }
 
 // watchCPU kills the tree when the whole tree's CPU time passes limit.

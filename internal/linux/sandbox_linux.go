@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
 )
 
 // Process is a started sandbox: its init (pid 1 inside) and the target.
@@ -21,11 +23,14 @@ type Process struct {
 	Listener int
 	// afterWait runs once the sandbox is gone (prepares the next one).
 	afterWait func()
-	pidfd     int
-	statusR   int
-	killOnce  sync.Once
-	mu        sync.Mutex
-	done      bool
+	// Cgroup is the target's group (nil without Spec.Cgroup); the caller
+	// reads its accounting after Wait and closes it.
+	Cgroup   *cgroup.Group
+	pidfd    int
+	statusR  int
+	killOnce sync.Once
+	mu       sync.Mutex
+	done     bool
 }
 
 // Exit is what the kernel reported about the target.
@@ -82,14 +87,7 @@ func Start(spec *Spec, hooks Hooks) (*Process, error) {
 		// A warm sandbox that failed is gone; build a fresh one, which
 		// reports the failure properly if it is not particular to it.
 	}
-	pl, err := buildPlan(spec, nil)
-	if err != nil {
-		if next != nil {
-			next()
-		}
-		return nil, err
-	}
-	p, err := pl.start(hooks)
+	p, err := startCold(spec, hooks)
 	if err != nil {
 		if next != nil {
 			next()
@@ -98,6 +96,38 @@ func Start(spec *Spec, hooks Hooks) (*Process, error) {
 	}
 	p.afterWait = next
 	return p, nil
+}
+
+func startCold(spec *Spec, hooks Hooks) (*Process, error) {
+	var g *cgroup.Group
+	if spec.Cgroup != nil {
+		var err error
+		if g, err = cgroup.New(*spec.Cgroup); err != nil {
+			return nil, &StageError{Stage: "cgroup", Err: err}
+		}
+		before := hooks.BeforeRelease
+		hooks.BeforeRelease = func(pid int) error {
+			if err := g.Add(pid); err != nil {
+				return &StageError{Stage: "cgroup", Err: err}
+			}
+			if before != nil {
+				return before(pid)
+			}
+			return nil
+		}
+	}
+	pl, err := buildPlan(spec, nil)
+	if err == nil {
+		var p *Process
+		if p, err = pl.start(hooks); err == nil {
+			p.Cgroup = g
+			return p, nil
+		}
+	}
+	if g != nil {
+		g.Close()
+	}
+	return nil, err
 }
 
 // Plan returns the launch plan for spec as text (for --print-plan).

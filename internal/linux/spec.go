@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"github.com/airlock-sandbox/airlock/internal/seccomp"
 )
@@ -59,4 +60,8 @@ type Spec struct {
 	// warm_linux.go); the broker must set it only when nothing per-run
 	// happens before release except BeforeRelease with a cgroup.
 	Warm bool
+	// Cgroup, when set, is the group the target runs in; the launcher
+	// creates it (ahead of time for a warm sandbox) and Process.Cgroup
+	// hands it to the caller, who reads and closes it.
+	Cgroup *cgroup.Spec
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -212,6 +213,7 @@ func execCandidates(spec *Spec) []string {
 type warm struct {
 	pl   *plan
 	proc *Process
+	cg   *cgroup.Group
 	born time.Time
 }
 
@@ -224,6 +226,9 @@ func (w *warm) discard() {
 	}
 	w.proc.Kill()
 	w.proc.Wait()
+	if w.cg != nil {
+		w.cg.Close()
+	}
 }
 
 // The stage names of a warm plan's failures come from its own program.
@@ -349,6 +354,17 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 		w.discard()
 		return nil, err
 	}
+	// The group is made now, not ahead: a warm sandbox must leave nothing
+	// behind when the broker exits without discarding it.
+	if spec.Cgroup != nil {
+		if w.cg, err = cgroup.New(*spec.Cgroup); err == nil {
+			err = w.cg.Add(target)
+		}
+		if err != nil {
+			w.discard()
+			return nil, &StageError{Stage: "cgroup", Err: err}
+		}
+	}
 	if hooks.BeforeRelease != nil {
 		if err := hooks.BeforeRelease(target); err != nil {
 			w.discard()
@@ -373,7 +389,15 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 		return nil, fmt.Errorf("send stdio to warm sandbox: %v", err)
 	}
 	pl.rq.close()
-	return pl.finishStart(proc)
+	p, err := pl.finishStart(proc)
+	if err != nil {
+		if w.cg != nil {
+			w.cg.Close()
+		}
+		return nil, err
+	}
+	p.Cgroup = w.cg
+	return p, nil
 }
 
 var errNoWarm = errors.New("no warm sandbox")
