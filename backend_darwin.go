@@ -248,3 +248,5 @@ func probe() Features {
 	)
 	return f
 }
+
+func launchPlan(l *launch) (string, error) { return "", ErrUnsupported }

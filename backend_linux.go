@@ -385,3 +385,13 @@ func compiledFilter(sp SyscallPolicy, notify bool) (*seccomp.Filter, []seccomp.S
 	filterCache.Store(key, compiled{f, insns})
 	return f, insns, nil
 }
+
+// launchPlan compiles l into the Linux launcher's system-call list.
+func launchPlan(l *launch) (string, error) {
+	var filter *seccomp.Filter
+	spec, _, err := linuxSpec(l, &filter)
+	if err != nil {
+		return "", err
+	}
+	return linux.Plan(spec)
+}

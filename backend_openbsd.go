@@ -151,3 +151,5 @@ func probe() Features {
 		{Name: "memory-limit", Available: false, Lost: "memory limits of a tree", Detail: "RLIMIT_DATA is per process"},
 	}}
 }
+
+func launchPlan(l *launch) (string, error) { return "", ErrUnsupported }

@@ -25,3 +25,5 @@ func start(l *launch) (process, error) {
 }
 
 func probe() Features { return Features{OS: runtime.GOOS} }
+
+func launchPlan(l *launch) (string, error) { return "", ErrUnsupported }

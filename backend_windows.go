@@ -128,3 +128,5 @@ func probe() Features {
 	}
 	return f
 }
+
+func launchPlan(l *launch) (string, error) { return "", ErrUnsupported }

@@ -489,3 +489,24 @@ func (c *Cmd) interposeTerminal(l *launch) error {
 	}
 	return nil
 }
+
+// LaunchPlan returns the ordered list of steps that would build the sandbox
+// for c, one per line, without running anything (Linux; elsewhere
+// ErrUnsupported).
+func (c *Cmd) LaunchPlan() (string, error) {
+	p := c.Policy.withDefaults()
+	if err := p.Validate(); err != nil {
+		return "", &SetupError{Stage: "policy", Err: err}
+	}
+	l := &launch{Policy: p, Path: c.Path, Args: c.Args, Env: mergeEnv(p.Env, c.Env), Dir: c.Dir}
+	if l.Dir == "" {
+		l.Dir = p.Workdir
+	}
+	if l.Dir == "" {
+		l.Dir = "/"
+	}
+	for i := range l.Stdio {
+		l.Stdio[i] = []*os.File{os.Stdin, os.Stdout, os.Stderr}[i]
+	}
+	return launchPlan(l)
+}

@@ -100,6 +100,8 @@ func runMain(args []string) int {
 	fs.StringVar(&resultPath, "result", "", "write the result as JSON to FILE (- for stderr)")
 	fs.StringVar(&resultFormat, "result-format", "json", "result format: json or isolate")
 	fs.BoolVar(&printPolicy, "print-policy", false, "print the effective policy and exit")
+	var printPlan bool
+	fs.BoolVar(&printPlan, "print-plan", false, "print the steps that would build the sandbox and exit")
 	fs.Var(listFlag(func(v string) error { p.Require = append(p.Require, v); return nil }), "require", "refuse to run without this second-wall mechanism: landlock")
 	fs.BoolVar(&bestEffort, "best-effort", false, "run even when a protection is unavailable (reported in the result)")
 	fs.BoolVar(&verbose, "v", false, "print what was enforced and each denial")
@@ -144,6 +146,14 @@ func runMain(args []string) int {
 	argv := fs.Args()
 	if len(argv) == 0 {
 		return fatalf("run: no command given (usage: airlock run [flags] -- COMMAND [ARGS...])")
+	}
+	if printPlan {
+		plan, err := airlock.Command(p, argv[0], argv[1:]...).LaunchPlan()
+		if err != nil {
+			return fatalf("%v", err)
+		}
+		fmt.Print(plan)
+		return 0
 	}
 	if p.Network.Mode == airlock.NetHost {
 		fmt.Fprintln(os.Stderr, "airlock: warning: --net host: the sandbox shares this host's network")

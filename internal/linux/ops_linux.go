@@ -117,20 +117,30 @@ func (p *program) strv(ss []string) uintptr {
 	return uintptr(unsafe.Pointer(&v[0]))
 }
 
-// String prints the program as a launch plan, one op a line.
+// String prints the program as a launch plan: one line per stage, with how
+// many system calls it makes.
 func (p *program) String() string {
 	var b strings.Builder
-	for i, o := range p.ops {
-		fmt.Fprintf(&b, "%3d  %s", i, p.stages[o.stage])
-		switch o.kind {
+	for i := 0; i < len(p.ops); {
+		j := i + 1
+		for j < len(p.ops) && p.stages[p.ops[j].stage] == p.stages[p.ops[i].stage] && p.ops[j].kind == kSys && p.ops[i].kind == kSys {
+			j++
+		}
+		fmt.Fprintf(&b, "%3d  %s", i, p.stages[p.ops[i].stage])
+		switch o := p.ops[i]; o.kind {
 		case kCloexecFrom:
-			fmt.Fprintf(&b, "  [close-on-exec fds >= %d]", o.args[0])
+			fmt.Fprintf(&b, " (close-on-exec for fds >= %d)", o.args[0])
 		case kFork:
-			b.WriteString("  [fork target]")
+			b.WriteString(" (the process continues as init)")
 		case kReap:
-			b.WriteString("  [init: reap until target exits]")
+			b.WriteString(" (reap until the target exits, report its status)")
+		default:
+			if j-i > 1 {
+				fmt.Fprintf(&b, " (%d calls)", j-i)
+			}
 		}
 		b.WriteByte('\n')
+		i = j
 	}
 	return b.String()
 }
