@@ -73,6 +73,9 @@ func newEgress(n Network, live func(Connection)) (*egress, error) {
 		if err == nil && slices.Contains(sbPorts, pub.Sandbox) {
 			err = fmt.Errorf("--publish %s: sandbox port %d published twice", s, pub.Sandbox)
 		}
+		if err == nil && slices.ContainsFunc(e.forward, func(a netip.AddrPort) bool { return a.Port() == pub.Sandbox }) {
+			err = fmt.Errorf("--publish %s: sandbox port %d is a --net-forward port", s, pub.Sandbox)
+		}
 		var ln *net.TCPListener
 		if err == nil {
 			ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(pub.Host))
