@@ -7,4 +7,9 @@
 // listening sockets, hands them to the broker over fd 3 (SCM_RIGHTS) and
 // exits. The broker serves the sockets; nothing inside the sandbox is trusted.
 // If any step fails the sandbox simply has no connectivity.
+//
+// For --net-forward the helper also listens on the forwarded loopback
+// addresses, and for --publish it makes a pool of unconnected TCP sockets
+// of the namespace that the broker connects to sandbox ports. With
+// Config.NoEgress (--net none) it makes only those.
 package netns

@@ -20,7 +20,7 @@ import (
 const publishPort = 18080 // inside the sandbox's own namespace
 
 type forwardResult struct {
-	Forward, Other outcome
+	Forward, Forward6, Other outcome
 	ListenErr      string
 	Served         int
 }
@@ -30,22 +30,23 @@ type forwardResult struct {
 // and serves publishPort until a client sends "quit".
 func forwardScenario() any {
 	var r forwardResult
-	try := func(port string) outcome {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	try := func(addr string) outcome {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			return outcome{Err: err.Error(), Reset: isRefused(err)}
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "hello %s\n", port)
+		fmt.Fprintf(c, "hello %s\n", addr)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
 			return outcome{Err: err.Error(), Reset: isRefused(err)}
 		}
 		return outcome{Reply: line}
 	}
-	r.Forward = try(os.Getenv("FWD_PORT"))
-	r.Other = try(os.Getenv("OTHER_PORT"))
+	r.Forward = try("127.0.0.1:" + os.Getenv("FWD_PORT"))
+	r.Forward6 = try("[::1]:" + os.Getenv("FWD6_PORT"))
+	r.Other = try("127.0.0.1:" + os.Getenv("OTHER_PORT"))
 	ln, err := net.Listen("tcp", fmt.Sprint("127.0.0.1:", publishPort))
 	if err != nil {
 		r.ListenErr = err.Error()
@@ -87,17 +88,20 @@ func forwardScenario() any {
 func TestLiveForwardAndPublish(t *testing.T) {
 	fwd := newCountingServer(t, "127.0.0.1:0", "forwarded-server")
 	other := newCountingServer(t, "127.0.0.1:0", "other-server")
+	fwd6 := newCountingServer(t, "[::1]:0", "forwarded-v6-server")
 	p, err := netproxy.New(netproxy.Policy{}, netproxy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	fwdAddr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(fwd.port()))
-	cfg := netns.Config{NoEgress: true, Forward: []netip.AddrPort{fwdAddr}, Pool: 2}
-	l, sb := netnstest.Start(t, cfg, "forward", fmt.Sprint("FWD_PORT=", fwd.port()), fmt.Sprint("OTHER_PORT=", other.port()))
+	fwd6Addr := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(fwd6.port()))
+	cfg := netns.Config{NoEgress: true, Forward: []netip.AddrPort{fwdAddr, fwd6Addr}, Pool: 2}
+	l, sb := netnstest.Start(t, cfg, "forward", fmt.Sprint("FWD_PORT=", fwd.port()), fmt.Sprint("FWD6_PORT=", fwd6.port()),
+		fmt.Sprint("OTHER_PORT=", other.port()))
 	defer sb.Kill()
-	if l.Egress() || len(l.Forward) != 1 || len(l.Pool) != 2 {
-		t.Fatalf("helper sent egress=%v, %d forwards, %d pool sockets; want only 1 forward and 2", l.Egress(), len(l.Forward), len(l.Pool))
+	if l.Egress() || len(l.Forward) != 2 || len(l.Pool) != 2 {
+		t.Fatalf("helper sent egress=%v, %d forwards, %d pool sockets; want only 2 forwards and 2", l.Egress(), len(l.Forward), len(l.Pool))
 	}
 	if err := p.Serve(l); err != nil {
 		t.Fatal(err)
@@ -186,8 +190,11 @@ func TestLiveForwardAndPublish(t *testing.T) {
 	if r.ListenErr != "" {
 		t.Fatalf("sandbox could not listen: %s", r.ListenErr)
 	}
-	if r.Forward.Reply != "forwarded-server: hello "+fmt.Sprint(fwd.port())+"\n" || fwd.accepted.Load() != 1 {
+	if r.Forward.Reply != fmt.Sprintf("forwarded-server: hello 127.0.0.1:%d\n", fwd.port()) || fwd.accepted.Load() != 1 {
 		t.Errorf("forward: %+v, server accepted %d", r.Forward, fwd.accepted.Load())
+	}
+	if r.Forward6.Reply != fmt.Sprintf("forwarded-v6-server: hello [::1]:%d\n", fwd6.port()) || fwd6.accepted.Load() != 1 {
+		t.Errorf("IPv6 forward: %+v, server accepted %d", r.Forward6, fwd6.accepted.Load())
 	}
 	if other.accepted.Load() != 0 || !r.Other.Reset {
 		t.Errorf("a host port that is not forwarded: %+v, its server accepted %d", r.Other, other.accepted.Load())
