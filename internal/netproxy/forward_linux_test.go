@@ -21,8 +21,8 @@ const publishPort = 18080 // inside the sandbox's own namespace
 
 type forwardResult struct {
 	Forward, Forward6, Other outcome
-	ListenErr      string
-	Served         int
+	ListenErr                string
+	Served                   int
 }
 
 // forwardScenario runs inside a sandbox with only --net-forward and
