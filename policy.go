@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -367,8 +368,11 @@ func etcEntry(path string) []Mount {
 	switch {
 	case err != nil:
 		return nil
-	case fi.IsDir():
-		return []Mount{ReadOnly(path, path)}
+	case fi.IsDir() || runtime.GOOS != "linux":
+		// Backends without a private filesystem view grant the host path.
+		m := ReadOnly(path, path)
+		m.Optional = true
+		return []Mount{m}
 	case fi.Mode().IsRegular() && fi.Size() <= 1<<20:
 		b, err := os.ReadFile(path)
 		if err != nil {

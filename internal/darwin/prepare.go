@@ -3,6 +3,7 @@ package darwin
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-sandbox/airlock/internal/pathmap"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -176,7 +177,7 @@ func Prepare(r Request, h Host) (Plan, error) {
 		for _, n := range secretNames {
 			c := Canonical(filepath.Join(r.Home, n), h.EvalSymlinks)
 			for _, g := range grants {
-				if within(c, g) {
+				if pathmap.Within(c, g) {
 					s.Deny = append(s.Deny, c)
 					break
 				}
@@ -190,11 +191,11 @@ func Prepare(r Request, h Host) (Plan, error) {
 	for _, rm := range remap {
 		move := func(v string) (string, bool) {
 			for _, b := range binds {
-				if within(b, rm[0]) && within(v, b) {
+				if pathmap.Within(b, rm[0]) && pathmap.Within(v, b) {
 					return v, false // a bind on top of the tmpfs holds v
 				}
 			}
-			return rebase(v, rm[0], rm[1])
+			return pathmap.Rebase(v, rm[0], rm[1])
 		}
 		for i, kv := range pl.Env {
 			k, v, _ := strings.Cut(kv, "=")
@@ -206,7 +207,7 @@ func Prepare(r Request, h Host) (Plan, error) {
 			pl.Dir = nd
 		}
 		if !tmpSet && Canonical(rm[0], h.EvalSymlinks) == "/private/tmp" {
-			pl.Env = setEnv(pl.Env, "TMPDIR", rm[1]+"/")
+			pl.Env = pathmap.SetEnv(pl.Env, "TMPDIR", rm[1]+"/")
 			tmpSet = true
 		}
 	}
@@ -300,27 +301,3 @@ func Prepare(r Request, h Host) (Plan, error) {
 }
 
 var rlimitNote = map[string]string{"cpu": "cpu-time", "fsize": "file-size", "nofile": "open-files", "stack": "stack"}
-
-func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, strings.TrimRight(dir, "/")+"/")
-}
-
-func rebase(v, from, to string) (string, bool) {
-	if v == from {
-		return to, true
-	}
-	if strings.HasPrefix(v, strings.TrimRight(from, "/")+"/") {
-		return to + v[len(strings.TrimRight(from, "/")):], true
-	}
-	return v, false
-}
-
-func setEnv(env []string, k, v string) []string {
-	for i, kv := range env {
-		if strings.HasPrefix(kv, k+"=") {
-			env[i] = k + "=" + v
-			return env
-		}
-	}
-	return append(env, k+"="+v)
-}

@@ -3,6 +3,7 @@ package openbsd
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-sandbox/airlock/internal/pathmap"
 	"io/fs"
 	"path/filepath"
 	"sort"
@@ -211,11 +212,11 @@ func BuildPlan(r Request, h Host) (Plan, error) {
 	for _, rm := range remap {
 		move := func(v string) (string, bool) {
 			for _, b := range binds {
-				if within(b, rm[0]) && within(v, b) {
+				if pathmap.Within(b, rm[0]) && pathmap.Within(v, b) {
 					return v, false
 				}
 			}
-			return rebase(v, rm[0], rm[1])
+			return pathmap.Rebase(v, rm[0], rm[1])
 		}
 		for i, kv := range pl.Env {
 			k, v, _ := strings.Cut(kv, "=")
@@ -227,7 +228,7 @@ func BuildPlan(r Request, h Host) (Plan, error) {
 			pl.Dir = nd
 		}
 		if !tmpSet && rm[0] == "/tmp" {
-			pl.Env = setEnv(pl.Env, "TMPDIR", rm[1])
+			pl.Env = pathmap.SetEnv(pl.Env, "TMPDIR", rm[1])
 			tmpSet = true
 		}
 	}
@@ -334,28 +335,4 @@ func union(a, b string) string {
 		}
 	}
 	return string(out)
-}
-
-func within(p, dir string) bool {
-	return p == dir || strings.HasPrefix(p, strings.TrimRight(dir, "/")+"/")
-}
-
-func rebase(v, from, to string) (string, bool) {
-	if v == from {
-		return to, true
-	}
-	if strings.HasPrefix(v, strings.TrimRight(from, "/")+"/") {
-		return to + v[len(strings.TrimRight(from, "/")):], true
-	}
-	return v, false
-}
-
-func setEnv(env []string, k, v string) []string {
-	for i, kv := range env {
-		if strings.HasPrefix(kv, k+"=") {
-			env[i] = k + "=" + v
-			return env
-		}
-	}
-	return append(env, k+"="+v)
 }
