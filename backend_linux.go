@@ -189,7 +189,11 @@ func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) 
 			"allowed: "+strings.Join(p.Network.Allow, ","))
 		spec.Env = append(append([]string(nil), spec.Env...), netproxy.ProxyEnv()...)
 	default:
-		rep.add("network", "network namespace (loopback only)", Enforced, "")
+		detail := ""
+		if len(p.Network.Forward)+len(p.Network.Publish) > 0 {
+			detail = fmt.Sprintf("forwarded in: %v; published out: %v", p.Network.Forward, p.Network.Publish)
+		}
+		rep.add("network", "network namespace (loopback only)", Enforced, detail)
 	}
 	rep.add("filesystem", "mount namespace, tmpfs root, read-only binds, pivot_root", Enforced, "")
 	rep.add("processes", "pid namespace, fresh /proc", Enforced, "")
@@ -240,6 +244,9 @@ func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) 
 	req := landlock.Request{ReadOnly: []string{"/"}, ReadWrite: []string{"/dev"},
 		ScopeSignals: true, ScopeAbstractUnix: p.Network.Mode != NetHost,
 		RestrictNet: p.Network.Mode == NetNone}
+	if req.RestrictNet {
+		req.ConnectTCP, req.BindTCP = netPorts(p.Network)
+	}
 	for _, m := range spec.Mounts {
 		if m.Writable && (m.Kind == linux.Bind || m.Kind == linux.Tmpfs) {
 			req.ReadWrite = append(req.ReadWrite, m.Dest)
@@ -287,15 +294,13 @@ func start(l *launch) (process, error) {
 	if err := limits(spec, &rep, l.Policy); err != nil {
 		return nil, err
 	}
+	eg, err := newEgress(l.Policy.Network, l.OnConnection)
+	if err != nil {
+		return nil, err
+	}
 	// Nothing per-run but the cgroup happens before release, so a sandbox
 	// prepared ahead may serve this run.
-	spec.Warm = l.Policy.Network.Mode != NetAllow
-	var eg *egress
-	if l.Policy.Network.Mode == NetAllow {
-		if eg, err = newEgress(l.Policy.Network, l.OnConnection); err != nil {
-			return nil, err
-		}
-	}
+	spec.Warm = eg == nil
 	hooks := linux.Hooks{CgroupFD: -1}
 	if eg != nil {
 		hooks.BeforeRelease = eg.setup

@@ -3,6 +3,7 @@ package airlock
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-sandbox/airlock/internal/netns"
 	"os"
 	"path"
 	"path/filepath"
@@ -248,6 +249,16 @@ func (p *Policy) Validate() error {
 		}
 	default:
 		return fmt.Errorf("network mode %q: want none, allow or host", p.Network.Mode)
+	}
+	for _, f := range p.Network.Forward {
+		if _, err := netns.ParseForward(f); err != nil {
+			return err
+		}
+	}
+	for _, pb := range p.Network.Publish {
+		if _, err := netns.ParsePublish(pb); err != nil {
+			return err
+		}
 	}
 	if err := p.Limits.validate(); err != nil {
 		return err
