@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-sandbox/airlock/internal/netproxy"
 	"io"
 	"os"
 	"os/exec"
@@ -47,17 +48,23 @@ func start(l *launch) (process, error) {
 			Dest: m.Dest, Writable: m.Writable, Optional: m.Optional})
 	}
 	var extra Report
+	var proxy *netproxy.Proxy
 	switch p.Network.Mode {
 	case NetHost:
 		req.Net = darwin.NetHost
 	case NetAllow:
-		// The egress proxy is not wired to this backend yet: without it an
-		// allow-list cannot be kept, so run with no network at all.
-		if strict {
-			return nil, &SetupError{Stage: "network", Err: fmt.Errorf("allow-list: %w (egress proxy not available to the macOS backend yet)", ErrNotEnforceable)}
+		// Seatbelt cannot redirect connections: the profile allows TCP only
+		// to the broker's HTTP proxy, which keeps the allow-list; programs
+		// that ignore proxy variables get no network at all.
+		px, port, err := httpEgress(p.Network)
+		if err != nil {
+			return nil, err
 		}
-		req.Net = darwin.NetNone
-		extra.add("network-allow", "none", Degraded, "egress proxy not available: no network at all")
+		proxy = px
+		req.Net, req.ProxyPort = darwin.NetProxy, port
+		req.Env = append(append([]string(nil), req.Env...), netproxy.ProxyEnvFor(port)...)
+		extra.add("network", "Seatbelt: TCP only to the broker's HTTP proxy", Degraded,
+			"allow-list kept for proxy-aware programs; others have no network")
 	}
 	host := darwin.Host{EvalSymlinks: filepath.EvalSymlinks, Readlink: os.Readlink,
 		TempDir: func(dest string) (string, error) {
@@ -71,6 +78,9 @@ func start(l *launch) (process, error) {
 			return os.MkdirTemp(base, strings.Trim(filepath.Base(dest), "/.")+"-")
 		}}
 	cleanup := func() {
+		if proxy != nil {
+			proxy.Close()
+		}
 		if base != "" {
 			removeTree(base)
 		}
@@ -147,19 +157,26 @@ func start(l *launch) (process, error) {
 	}
 	rep.add("environment", "explicit", Enforced, "nothing inherited")
 	rep.add("syscalls", "seatbelt", Degraded, "no syscall filter: Seatbelt checks operations; presets and extras are ignored")
-	return &darwinProc{tag: tag, groupProc: groupProc{cmd: cmd, pgid: cmd.Process.Pid, began: began,
+	return &darwinProc{tag: tag, proxy: proxy, groupProc: groupProc{cmd: cmd, pgid: cmd.Process.Pid, began: began,
 		cpuLimit: p.Limits.CPUTime, report: rep, cleanup: cleanup, maxrssUnit: 1}}, nil
 }
 
 type darwinProc struct {
 	groupProc
-	tag string
+	tag   string
+	proxy *netproxy.Proxy
 }
 
 func (p *darwinProc) wait() (*Result, error) {
 	res, err := p.finish()
 	if res == nil {
 		return nil, err
+	}
+	if p.proxy != nil {
+		for _, c := range p.proxy.Log() {
+			res.Connections = append(res.Connections, Connection{Host: c.Name, IP: c.IP, Port: c.Port,
+				Allowed: c.Allowed, Reason: c.Reason, BytesOut: c.BytesOut, BytesIn: c.BytesIn})
+		}
 	}
 	for _, d := range collectDenials(p.tag, p.began) {
 		res.Denials = append(res.Denials, Denial{Kind: "seatbelt", Name: d.Op, Count: d.Count, Detail: d.Path})

@@ -618,10 +618,28 @@ func httpError(c net.Conn, code int, msg string) {
 		code, http.StatusText(code), len(msg), msg)
 }
 
+// ServeHTTPProxy serves only the HTTP proxy on ln: for backends that can
+// confine a program to one local port but cannot capture its connections
+// (macOS), so only proxy-aware programs reach allowed hosts.
+func (p *Proxy) ServeHTTPProxy(ln *net.TCPListener) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return net.ErrClosed
+	}
+	p.track(ln)
+	p.goAccept(ln, p.handleHTTP)
+	return nil
+}
+
 // ProxyEnv returns the proxy variables the launcher sets for the target, for
 // the default HTTP proxy port.
-func ProxyEnv() []string {
-	u := "http://127.0.0.1:" + strconv.Itoa(netns.DefaultHTTPPort)
+func ProxyEnv() []string { return ProxyEnvFor(netns.DefaultHTTPPort) }
+
+// ProxyEnvFor returns the proxy variables for an HTTP proxy on
+// 127.0.0.1:port.
+func ProxyEnvFor(port int) []string {
+	u := "http://127.0.0.1:" + strconv.Itoa(port)
 	noProxy := "localhost,127.0.0.1,::1"
 	return []string{
 		"HTTP_PROXY=" + u, "HTTPS_PROXY=" + u, "ALL_PROXY=" + u,
