@@ -306,34 +306,28 @@ func (p *Process) Kill() {
 // Wait reaps the init and returns the target's status.
 func (p *Process) Wait() (Exit, error) {
 	var ex Exit
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(p.Pid, &ws, 0, &ex.Rusage)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return ex, err
-		}
-		break
-	}
-	p.mu.Lock()
-	p.done = true
-	if p.pidfd >= 0 {
-		unix.Close(p.pidfd)
-		p.pidfd = -1
-	}
-	p.mu.Unlock()
 	var rep struct {
 		ws uint64
 		ru unix.Rusage
 	}
+	// The init reports the target's status and rusage the moment the target
+	// exits, then exits itself, which kills what is left of the tree.
 	buf := (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:]
 	n, _ := readFull(p.statusR, buf)
 	unix.Close(p.statusR)
-	if p.afterWait != nil {
-		p.afterWait()
-		p.afterWait = nil
+	if n == len(buf) && p.Cgroup == nil {
+		// The verdict is known; the namespaces' teardown need not delay
+		// the caller. Everything left is killed now and reaped behind.
+		p.Kill()
+		ex.Status, ex.Reported, ex.Rusage = unix.WaitStatus(uint32(rep.ws)), true, rep.ru
+		go p.reap(nil)
+		return ex, nil
+	}
+	// Without a report (the tree was killed from outside), or when a cgroup
+	// must be read after every process is gone: reap first.
+	var ws unix.WaitStatus
+	if err := p.reap(&ex.Rusage, &ws); err != nil {
+		return ex, err
 	}
 	if n >= 8 {
 		ex.Status = unix.WaitStatus(uint32(rep.ws))
@@ -342,4 +336,32 @@ func (p *Process) Wait() (Exit, error) {
 		ex.Status = ws
 	}
 	return ex, nil
+}
+
+// reap waits for the init, then lets the next warm sandbox be made.
+func (p *Process) reap(ru *unix.Rusage, ws ...*unix.WaitStatus) error {
+	var status unix.WaitStatus
+	var err error
+	for {
+		_, err = unix.Wait4(p.Pid, &status, 0, ru)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	p.mu.Lock()
+	p.done = true
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
+	next := p.afterWait
+	p.afterWait = nil
+	p.mu.Unlock()
+	if next != nil {
+		next()
+	}
+	if len(ws) > 0 {
+		*ws[0] = status
+	}
+	return err
 }
