@@ -212,9 +212,29 @@ func (fx *winFixtures) cleanup() {
 	}
 	for _, d := range []string{fx.canary, fx.work} {
 		if d != "" {
-			os.RemoveAll(d)
+			removeTree(d)
 		}
 	}
+}
+
+// removeTree is os.RemoveAll with a fallback to plain deletes, file by
+// file, for file systems without POSIX delete semantics (Wine, FAT).
+func removeTree(d string) error {
+	if os.RemoveAll(d) == nil {
+		return nil
+	}
+	var paths []string
+	filepath.WalkDir(d, func(p string, _ fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return nil
+	})
+	var last error
+	for i := len(paths) - 1; i >= 0; i-- {
+		if err := os.Remove(paths[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			last = err
+		}
+	}
+	return last
 }
 
 func (fx *winFixtures) args(id string) []string {
@@ -284,7 +304,7 @@ func (fx *winFixtures) restore(before *winSnap) {
 		ents, _ := os.ReadDir(d)
 		for _, e := range ents {
 			if p := filepath.Join(d, e.Name()); before.tree[p] == "" {
-				os.RemoveAll(p)
+				removeTree(p)
 			}
 		}
 	}

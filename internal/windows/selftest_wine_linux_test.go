@@ -40,7 +40,8 @@ type stCard struct {
 }
 
 // wineEnv prepares a Wine prefix with the ProcessPrng shim and builds the
-// given packages for windows/amd64 into dir; run executes a program there.
+// given packages (names ending in .test.exe: their tests) for
+// windows/amd64 into dir; run executes a program there.
 func wineEnv(t *testing.T, pkgs map[string]string) (dir string, run func(stdout, stderr *bytes.Buffer, args ...string) error) {
 	if testing.Short() {
 		t.Skip("Wine selftest is slow; skipped with -short")
@@ -81,7 +82,11 @@ func wineEnv(t *testing.T, pkgs map[string]string) (dir string, run func(stdout,
 		})
 	}
 	for name, pkg := range pkgs {
-		c := exec.CommandContext(ctx, goBin, "build", "-buildvcs=false", "-o", filepath.Join(dir, name), pkg)
+		verb := []string{"build"}
+		if strings.HasSuffix(name, ".test.exe") {
+			verb = []string{"test", "-c"}
+		}
+		c := exec.CommandContext(ctx, goBin, append(verb, "-buildvcs=false", "-o", filepath.Join(dir, name), pkg)...)
 		c.Env = benv
 		if out, err := c.CombinedOutput(); err != nil {
 			if bytes.Contains(out, []byte("dial tcp")) || bytes.Contains(out, []byte("permission denied")) {
@@ -138,7 +143,8 @@ func checkCard(t *testing.T, name string, sc *stCard, ids []string, sandboxed bo
 }
 
 func TestWineSelftest(t *testing.T) {
-	dir, run := wineEnv(t, map[string]string{"airlock.exe": "../../cmd/airlock", "selftest.exe": "./testdata/selftest"})
+	dir, run := wineEnv(t, map[string]string{"airlock.exe": "../../cmd/airlock", "selftest.exe": "./testdata/selftest",
+		"selftest.test.exe": "../selftest"})
 	defer func() {
 		if t.Failed() {
 			t.Log("plumbing only: Wine enforces no Windows security")
@@ -174,6 +180,19 @@ func TestWineSelftest(t *testing.T) {
 		t.Fatalf("selftest --only printed no scorecard: %v\n%s", err, out.Bytes())
 	}
 	checkCard(t, "cli --only", &sc, []string{"B8", "F1"}, true)
+
+	// run_windows_test.go: bare and policy tests pass; the sandboxed
+	// test skips, naming AppContainer.
+	out.Reset()
+	errb.Reset()
+	if err := run(&out, &errb, filepath.Join(dir, "selftest.test.exe"), "-test.v"); err != nil {
+		t.Errorf("internal/selftest tests under Wine: %v\n%s\nstderr: %s", err, out.Bytes(), errb.Bytes())
+	}
+	for _, want := range []string{"--- PASS: TestWindowsBare", "--- PASS: TestWindowsPolicy", "--- SKIP: TestWindowsSandboxed"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("internal/selftest tests under Wine: no %q in\n%s", want, out.Bytes())
+		}
+	}
 
 	// The library through a driver: bare, strict, best-effort.
 	out.Reset()
