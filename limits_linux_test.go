@@ -96,7 +96,7 @@ func TestStrictPresetViolation(t *testing.T) {
 	c := airlock.Command(p, "/bin/sh", "-c", "ls / | cat")
 	c.Run()
 	if c.Result.Status != airlock.Violation {
-		t.Fatalf("status %s, want Violation", c.Result.Status)
+		t.Fatalf("status %s (%s), want Violation", c.Result.Status, c.Result.Error)
 	}
 }
 

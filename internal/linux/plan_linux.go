@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -50,27 +51,21 @@ type hostFacts struct {
 	openTreeOK bool
 }
 
-var facts = func() func() hostFacts {
-	var f *hostFacts
-	return func() hostFacts {
-		if f != nil {
-			return *f
+// facts are read once per broker, safely from any goroutine.
+var facts = sync.OnceValue(func() hostFacts {
+	h := hostFacts{lastCap: 40}
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			h.lastCap = n
 		}
-		h := hostFacts{lastCap: 40}
-		if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				h.lastCap = n
-			}
-		}
-		// Called with bad arguments, they fail with ENOSYS only when the
-		// kernel lacks them (open_tree 5.2, mount_setattr 5.12).
-		_, _, e1 := syscall.RawSyscall(unix.SYS_OPEN_TREE, ^uintptr(0), 0, 0)
-		_, _, e2 := syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, ^uintptr(0), 0, 0, 0, 0, 0)
-		h.openTreeOK = e1 != syscall.ENOSYS && e2 != syscall.ENOSYS
-		f = &h
-		return h
 	}
-}()
+	// Called with bad arguments, they fail with ENOSYS only when the
+	// kernel lacks them (open_tree 5.2, mount_setattr 5.12).
+	_, _, e1 := syscall.RawSyscall(unix.SYS_OPEN_TREE, ^uintptr(0), 0, 0)
+	_, _, e2 := syscall.RawSyscall6(unix.SYS_MOUNT_SETATTR, ^uintptr(0), 0, 0, 0, 0, 0)
+	h.openTreeOK = e1 != syscall.ENOSYS && e2 != syscall.ENOSYS
+	return h
+})
 
 // buildPlan compiles spec into a child program.
 //
@@ -148,6 +143,9 @@ func buildPlan(spec *Spec, rq *request) (*plan, error) {
 	// 2. stdio onto 0..2 via fds above everything in use.
 	if rq == nil {
 		base := pl.maxFd() + 1
+		for _, fd := range spec.Stdio {
+			base = max(base, fd+1) // dup3 onto itself is EINVAL
+		}
 		for i, fd := range spec.Stdio {
 			p.sys("stdio", unix.SYS_DUP3, uintptr(fd), uintptr(base+i), unix.O_CLOEXEC)
 		}

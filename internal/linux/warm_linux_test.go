@@ -120,3 +120,41 @@ func TestWarmConcurrentAndFds(t *testing.T) {
 		}
 	}
 }
+
+// Stdio fds numbered just above the launcher's own pipes are moved
+// correctly (dup3 of an fd onto itself fails with EINVAL).
+func TestStdioAboveLauncherFds(t *testing.T) {
+	spec := testSpec()
+	spec.Warm = false
+	spec.Path, spec.Args = "/bin/sh", []string{"sh", "-c", "echo ok"}
+	spec.Env = []string{"PATH=/bin:/usr/bin"}
+	for shift := 4; shift <= 9; shift++ {
+		// The plan's pipes take the lowest free fds; put stdio right
+		// above where they will end.
+		var fds [2]int
+		if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		low := min(fds[0], fds[1])
+		var stdio [3]int
+		for i := range stdio {
+			fd, err := unix.FcntlInt(uintptr(fds[1]), unix.F_DUPFD_CLOEXEC, low+shift+i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdio[i] = fd
+		}
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		sp := *spec
+		sp.Stdio = stdio
+		p, err := Start(&sp, Hooks{CgroupFD: -1})
+		for _, fd := range stdio {
+			unix.Close(fd)
+		}
+		if err != nil {
+			t.Fatalf("stdio at %v: %v", stdio, err)
+		}
+		p.Wait()
+	}
+}
