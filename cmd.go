@@ -201,7 +201,15 @@ func (c *Cmd) Start() error {
 		c.Result = &Result{Status: StatusSetupError, ExitCode: 125, Error: err.Error()}
 		return err
 	}
+	// Publish proc under the lock: a copier may already have hit the output
+	// limit while the sandbox was starting; then stop it now.
+	c.killMu.Lock()
 	c.proc = proc
+	early := c.killedBy != ""
+	c.killMu.Unlock()
+	if early {
+		proc.kill()
+	}
 	if p.Limits.WallTime > 0 {
 		c.wallTmr = time.AfterFunc(p.Limits.WallTime, func() { c.stop(WallTimeLimit) })
 	}
@@ -241,10 +249,13 @@ func (c *Cmd) waitDone() chan struct{} {
 // nil for status OK, *ExitError for other outcomes, *SetupError when the
 // sandbox failed after Start.
 func (c *Cmd) Wait() error {
-	if c.proc == nil {
+	c.killMu.Lock()
+	proc := c.proc
+	c.killMu.Unlock()
+	if proc == nil {
 		return errors.New("airlock: not started")
 	}
-	res, err := c.proc.wait()
+	res, err := proc.wait()
 	if c.wallTmr != nil {
 		c.wallTmr.Stop()
 	}
