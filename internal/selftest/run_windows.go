@@ -12,10 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/airlock-sandbox/airlock"
@@ -48,14 +49,16 @@ func winLimits(id string) airlock.Limits {
 
 // winFixtures are what the Windows probes attack.
 type winFixtures struct {
-	binary  string // the probe binary, copied into binDir
-	binDir  string // granted read-only
-	work    string // parent of binDir and ro
-	ro      string // granted read-only; holds "file"
-	canary  string // under the user's profile, never granted; holds "secret"
-	token   string
-	ln      net.Listener
-	accepts atomic.Int64
+	binary string // the probe binary, copied into binDir
+	binDir string // granted read-only
+	work   string // parent of binDir and ro
+	ro     string // granted read-only; holds "file"
+	canary string // under the user's profile, never granted; holds "secret"
+	token  string
+	ln     net.Listener
+	mu     sync.Mutex
+	peers  []string        // remote addresses the server accepted, in order
+	own    map[string]bool // of those, the broker's own settle connections
 }
 
 // Run sets up the fixtures, runs the Windows probes one after another and
@@ -129,7 +132,7 @@ func firstNonEmpty(s ...string) string {
 func setupWin(binary string) (fx *winFixtures, err error) {
 	b := make([]byte, 16)
 	rand.Read(b)
-	fx = &winFixtures{token: "airlock-canary-" + hex.EncodeToString(b)}
+	fx = &winFixtures{token: "airlock-canary-" + hex.EncodeToString(b), own: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			fx.cleanup()
@@ -177,7 +180,9 @@ func setupWin(binary string) (fx *winFixtures, err error) {
 			if err != nil {
 				return
 			}
-			fx.accepts.Add(1)
+			fx.mu.Lock()
+			fx.peers = append(fx.peers, c.RemoteAddr().String())
+			fx.mu.Unlock()
 			c.Close()
 		}
 	}()
@@ -250,6 +255,36 @@ func (fx *winFixtures) args(id string) []string {
 	return a
 }
 
+// accepts counts the probes' connections. The broker first connects
+// itself and waits until the server has accepted that connection: the
+// accept queue is in order, so every earlier connection is counted too.
+func (fx *winFixtures) accepts() int64 {
+	if c, err := net.Dial("tcp", fx.ln.Addr().String()); err == nil {
+		me := c.LocalAddr().String()
+		fx.mu.Lock()
+		fx.own[me] = true
+		fx.mu.Unlock()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			fx.mu.Lock()
+			seen := slices.Contains(fx.peers, me)
+			fx.mu.Unlock()
+			if seen {
+				break
+			}
+		}
+		c.Close()
+	}
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	var n int64
+	for _, p := range fx.peers {
+		if !fx.own[p] {
+			n++
+		}
+	}
+	return n
+}
+
 // winSnap is the host-side state the oracles compare.
 type winSnap struct {
 	tree    map[string]string
@@ -258,7 +293,7 @@ type winSnap struct {
 }
 
 func (fx *winFixtures) snapshot() *winSnap {
-	s := &winSnap{tree: map[string]string{}, accepts: fx.accepts.Load()}
+	s := &winSnap{tree: map[string]string{}, accepts: fx.accepts()}
 	for _, d := range []string{fx.canary, fx.ro} {
 		filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
