@@ -44,7 +44,7 @@ type stCard struct {
 // windows/amd64 into dir; run executes a program there.
 func wineEnv(t *testing.T, pkgs map[string]string) (dir string, run func(stdout, stderr *bytes.Buffer, args ...string) error) {
 	if testing.Short() {
-		t.Skip("Wine selftest is slow; skipped with -short")
+		t.Skip("Wine tests are slow; skipped with -short")
 	}
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("Wine runs x86-64 Windows programs only on an x86-64 host (this is %s)", runtime.GOARCH)

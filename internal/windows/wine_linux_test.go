@@ -8,18 +8,14 @@ package windows
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 const wineInstall = "apt-get install -y wine wine64 gcc-mingw-w64-x86-64-win32"
@@ -60,88 +56,14 @@ func (l wineLine) state(name string) string {
 }
 
 func TestWineSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("Wine smoke test is slow; skipped with -short")
-	}
-	if runtime.GOARCH != "amd64" {
-		t.Skipf("Wine runs x86-64 Windows programs only on an x86-64 host (this is %s)", runtime.GOARCH)
-	}
-	wine, err := exec.LookPath("wine")
-	if err != nil {
-		t.Skipf("host lacks Wine (no wine in PATH); install with: %s", wineInstall)
-	}
-	if _, err := os.Stat("/usr/lib/wine/wine64"); err != nil {
-		t.Skipf("host lacks the 64-bit Wine loader /usr/lib/wine/wine64; install with: %s", wineInstall)
-	}
-	gcc, err := exec.LookPath("x86_64-w64-mingw32-gcc")
-	if err != nil {
-		t.Skipf("host lacks the mingw-w64 C compiler needed for the ProcessPrng shim; install with: %s", wineInstall)
-	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	env := append(os.Environ(), "HOME="+dir, "WINEPREFIX="+filepath.Join(dir, "prefix"), "WINEDEBUG=-all",
-		"WINEDLLOVERRIDES=bcryptprimitives=n;mscoree=;mshtml=", "DISPLAY=")
-	sh := func(name string, args ...string) ([]byte, error) {
-		c := exec.CommandContext(ctx, name, args...)
-		c.Env = env
-		// Wine processes that outlive the command (a failed kill-tree)
-		// keep its output pipe open; do not wait for them.
-		c.WaitDelay = 10 * time.Second
-		return c.CombinedOutput()
-	}
-	t.Cleanup(func() {
-		// Ends every process of this prefix, also leftovers of a failure.
-		c := exec.Command("wineserver", "-k")
-		c.Env = env
-		c.Run()
-	})
-
-	// The Windows programs. An unprivileged user may not read the
-	// module cache, so it gets its own.
-	benv := append(env, "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if os.Getenv("AIRLOCK_TEST_UNPRIVILEGED") != "" || os.Geteuid() != 0 {
-		benv = append(benv, "GOCACHE="+filepath.Join(dir, "gocache"), "GOMODCACHE="+filepath.Join(dir, "gomod"))
-		t.Cleanup(func() {
-			// The module cache is read-only; let go remove it.
-			c := exec.Command(goBin, "clean", "-modcache")
-			c.Env = benv
-			c.Run()
-		})
-	}
-	for _, p := range []string{"driver", "target"} {
-		c := exec.CommandContext(ctx, goBin, "build", "-buildvcs=false", "-o", filepath.Join(dir, p+".exe"), "./testdata/"+p)
-		c.Env = benv
-		if out, err := c.CombinedOutput(); err != nil {
-			if bytes.Contains(out, []byte("dial tcp")) || bytes.Contains(out, []byte("permission denied")) {
-				t.Skipf("cannot build the Windows test programs as uid %d (module cache unreadable and the module proxy unreachable): %s", os.Geteuid(), out)
-			}
-			t.Fatalf("build %s: %v\n%s", p, err, out)
-		}
-	}
-	// The Windows-side tests of both packages, run under Wine below too.
-	for name, pkg := range map[string]string{"root.test.exe": "../..", "internal.test.exe": "."} {
-		c := exec.CommandContext(ctx, goBin, "test", "-buildvcs=false", "-c", "-o", filepath.Join(dir, name), pkg)
-		c.Env = benv
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("build %s tests: %v\n%s", pkg, err, out)
-		}
-	}
-	shim := filepath.Join(dir, "bcryptprimitives.dll")
-	if out, err := exec.CommandContext(ctx, gcc, "-shared", "-O2", "-o", shim, "testdata/prng_shim.c", "testdata/prng_shim.def", "-ladvapi32").CombinedOutput(); err != nil {
-		t.Fatalf("build ProcessPrng shim: %v\n%s", err, out)
-	}
-	if out, err := sh(wine, "wineboot", "-i"); err != nil {
-		t.Skipf("Wine cannot create a prefix on this host: %v\n%s", err, out)
-	}
-	sys32 := filepath.Join(dir, "prefix", "drive_c", "windows", "system32")
-	b, err := os.ReadFile(shim)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(sys32, "bcryptprimitives.dll"), b, 0o644)
-	}
-	if err != nil {
-		t.Fatalf("install shim: %v", err)
+	dir, run := wineEnv(t, map[string]string{"driver.exe": "./testdata/driver", "target.exe": "./testdata/target",
+		"root.test.exe": "../..", "internal.test.exe": "."})
+	const wine = "wine"
+	// sh runs a Windows program under Wine and returns its combined output.
+	sh := func(_ string, args ...string) ([]byte, error) {
+		var out bytes.Buffer
+		err := run(&out, &out, args...)
+		return out.Bytes(), err
 	}
 
 	winTarget := `Z:` + strings.ReplaceAll(filepath.Join(dir, "target.exe"), "/", `\`)
