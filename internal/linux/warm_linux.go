@@ -94,6 +94,10 @@ func (rq *request) waitOps(p *program) {
 	for fd := 0; fd < 3; fd++ {
 		p.sys("wait for run", unix.SYS_CLOSE, uintptr(fd)).flags = fIgnoreErr
 	}
+	// Tell the broker this sandbox is ready, then wait for the run.
+	ready := []byte{'r'}
+	p.keep = append(p.keep, ready)
+	p.sys("wait for run", unix.SYS_WRITE, uintptr(rq.ctlR), uintptr(unsafe.Pointer(&ready[0])), 1)
 	p.sys("wait for run", unix.SYS_RECVMSG, uintptr(rq.ctlR), uintptr(unsafe.Pointer(rq.msg)), 0).flags = fMustRead1
 	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlR))
 	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlW))
@@ -347,6 +351,13 @@ func makeWarm(key string, spec *Spec) {
 // run hands spec's run to a warm sandbox.
 func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 	pl, proc := w.pl, w.proc
+	// A sandbox still being set up is waited for: that is less work than
+	// a new one. The target says when it is ready.
+	var b [1]byte
+	if n, err := unix.Read(pl.rq.ctlW, b[:]); n != 1 || err != nil {
+		w.discard()
+		return nil, fmt.Errorf("warm sandbox failed before the run (%v)", err)
+	}
 	// The target was forked ahead: the run goes into its memory, and it is
 	// what gets placed (cgroup); the init forks nothing more.
 	target, err := onlyChild(proc.Pid)
