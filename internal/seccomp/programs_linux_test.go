@@ -126,7 +126,7 @@ func TestLiveRealProgramsDefault(t *testing.T) {
 		{"python3", []string{"python3", "-c", "import subprocess,threading,socket; s=socket.socket(); s.close(); print(subprocess.check_output(['echo','py']).decode().strip())"}, "py\n"},
 		{"gcc", []string{"sh", "-c", "gcc -pthread -o t t.c && ./t"}, "c ok 42 7\n"},
 		{"node", []string{"node", "-e", "require('fs').readFile('/etc/hostname', (e) => console.log(e ? 'err' : 'node ok'))"}, "node ok\n"},
-		{"java", []string{"java", "-Xshare:auto", "-version"}, ""},
+		{"java", []string{"java", "-XX:-UsePerfData", "-Xshare:auto", "-version"}, ""},
 		{"perl", []string{"perl", "-e", "print qq(perl ok\\n)"}, "perl ok\n"},
 	}
 	for _, c := range cases {
@@ -255,7 +255,7 @@ func TestLiveNotifyRealPrograms(t *testing.T) {
 		{"sh", "-c", "echo hello | tr a-z A-Z"},
 		{"python3", "-c", "import subprocess; print(subprocess.check_output(['echo','py']).decode().strip())"},
 		{"node", "-e", "console.log('node ok')"},
-		{"java", "-version"},
+		{"java", "-XX:-UsePerfData", "-version"},
 	} {
 		if _, err := runUnder(t, "", dir, argv...); err != nil {
 			t.Logf("%s: not runnable here unfiltered, skipped", argv[0])
