@@ -63,7 +63,7 @@ func wineEnv(t *testing.T, pkgs map[string]string) (dir string, run func(stdout,
 	dir = t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
-	env := append(os.Environ(), "HOME="+dir, "WINEPREFIX="+filepath.Join(dir, "prefix"), "WINEDEBUG=-all",
+	env := append(os.Environ(), "HOME="+dir, "TMPDIR="+dir, "WINEPREFIX="+filepath.Join(dir, "prefix"), "WINEDEBUG=-all",
 		"WINEDLLOVERRIDES=bcryptprimitives=n;mscoree=;mshtml=", "DISPLAY=")
 	t.Cleanup(func() {
 		c := exec.Command("wineserver", "-k")
