@@ -112,15 +112,6 @@ func Run(opts Options) (*Scorecard, error) {
 	return sc, nil
 }
 
-func firstOf(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
 // args builds the probe's key=value arguments.
 func (fx *fixtures) args(id string, sandboxed bool) []string {
 	scratch, bin := fx.scratch, fx.binary
@@ -259,34 +250,6 @@ func memoryFailure(stderr []byte) bool {
 
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return s
-}
-
-func limitStatus(s airlock.Status) bool {
-	switch s {
-	case airlock.TimeLimit, airlock.MemoryLimit, airlock.OutputLimit, airlock.FileSizeLimit, airlock.ProcessLimit:
-		return true
-	}
-	return false
-}
-
-// summarize lists the distinct outcomes of the probe's steps.
-func summarize(r *probe.Report) string {
-	seen := map[string]int{}
-	for _, a := range r.Attempted {
-		if i := strings.LastIndex(a, ": "); i >= 0 {
-			seen[a[i+2:]]++
-		}
-	}
-	var parts []string
-	for k, n := range seen {
-		parts = append(parts, fmt.Sprintf("%s x%d", k, n))
-	}
-	sort.Strings(parts)
-	s := fmt.Sprintf("%d steps: %s", len(r.Attempted), strings.Join(parts, ", "))
-	if r.Detail != "" {
-		s += "; " + r.Detail
-	}
 	return s
 }
 
@@ -570,21 +533,3 @@ func (fx *fixtures) restore(before *snapshot) {
 		}
 	}
 }
-
-// tailBuffer keeps the last max bytes written and counts all of them.
-type tailBuffer struct {
-	buf   []byte
-	max   int
-	total int64
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.total += int64(len(p))
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) Bytes() []byte { return t.buf }

@@ -92,7 +92,7 @@ func Run(opts Options) (*Scorecard, error) {
 			return nil, err
 		}
 		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, "%-4s %-15s %s\n", r.ID, r.Verdict, firstNonEmpty(r.Reason, r.Evidence))
+			fmt.Fprintf(opts.Log, "%-4s %-15s %s\n", r.ID, r.Verdict, firstOf(r.Reason, r.Evidence))
 		}
 		sc.Results = append(sc.Results, r)
 	}
@@ -118,15 +118,6 @@ func selectIDs(only []string) ([]string, error) {
 		}
 	}
 	return sel, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 func setupWin(binary string) (fx *winFixtures, err error) {
@@ -405,34 +396,6 @@ func (fx *winFixtures) runOne(id string, opts Options) (Result, error) {
 	return res, nil
 }
 
-func limitStatus(s airlock.Status) bool {
-	switch s {
-	case airlock.TimeLimit, airlock.MemoryLimit, airlock.OutputLimit, airlock.ProcessLimit:
-		return true
-	}
-	return false
-}
-
-// summarize lists the distinct outcomes of the probe's steps.
-func summarize(r *probe.Report) string {
-	seen := map[string]int{}
-	for _, a := range r.Attempted {
-		if i := strings.LastIndex(a, ": "); i >= 0 {
-			seen[a[i+2:]]++
-		}
-	}
-	var parts []string
-	for k, n := range seen {
-		parts = append(parts, fmt.Sprintf("%s x%d", k, n))
-	}
-	sort.Strings(parts)
-	s := fmt.Sprintf("%d steps: %s", len(r.Attempted), strings.Join(parts, ", "))
-	if r.Detail != "" {
-		s += "; " + r.Detail
-	}
-	return s
-}
-
 // runBare runs the probe without a sandbox (validation mode).
 func (fx *winFixtures) runBare(id string, out, errb io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -480,19 +443,3 @@ func (fx *winFixtures) runSandboxed(id string, adjust func(*airlock.Policy), out
 	}
 	return c.Result, err
 }
-
-// tailBuffer keeps the last max bytes written.
-type tailBuffer struct {
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) Bytes() []byte { return t.buf }
