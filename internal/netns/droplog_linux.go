@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,25 +64,8 @@ func nfulnlConfig(fd int, seq uint32, attr []byte) error {
 	b[16] = unix.AF_UNSPEC
 	b[17] = 0 // NFNETLINK_V0
 	binary.BigEndian.PutUint16(b[18:], dropLogGroup)
-	if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
+	if err := netlinkRequest(fd, b); err != nil {
+		return fmt.Errorf("nfnetlink_log: %w", err)
 	}
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil {
-		return err
-	}
-	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if m.Header.Type == syscall.NLMSG_ERROR && len(m.Data) >= 4 {
-			if code := int32(ne.Uint32(m.Data)); code != 0 {
-				return fmt.Errorf("nfnetlink_log: %w", unix.Errno(-code))
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("nfnetlink_log: no acknowledgement")
+	return nil
 }

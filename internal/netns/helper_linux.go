@@ -233,6 +233,12 @@ func addLocalDefault(family int) error {
 	ne.PutUint16(a[0:], 8)
 	ne.PutUint16(a[2:], unix.RTA_OIF)
 	ne.PutUint32(a[4:], uint32(lo.Index))
+	return netlinkRequest(fd, b)
+}
+
+// netlinkRequest sends one request that asked for an acknowledgement and
+// returns the kernel's answer as an error (nil when it succeeded).
+func netlinkRequest(fd int, b []byte) error {
 	if err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}
@@ -247,7 +253,7 @@ func addLocalDefault(family int) error {
 	}
 	for _, m := range msgs {
 		if m.Header.Type == syscall.NLMSG_ERROR && len(m.Data) >= 4 {
-			if code := int32(ne.Uint32(m.Data)); code != 0 {
+			if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
 				return unix.Errno(-code)
 			}
 			return nil
