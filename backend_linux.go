@@ -51,13 +51,7 @@ func (lp *linuxProcess) wait() (*Result, error) {
 	if lp.egress != nil {
 		res.Connections = lp.egress.close()
 	}
-	var st cgroup.Stats
-	if lp.cg != nil {
-		// The pid namespace is gone, so the group is empty: read the
-		// kernel's accounting, then remove it (Close kills any straggler).
-		st, _ = lp.cg.Stats()
-		lp.cg.Close()
-	}
+	st := ex.Cgroup // read by Wait once the group emptied; it is removed
 	if lp.served != nil {
 		lp.stopServe()
 		<-lp.served

@@ -19,8 +19,9 @@ type Spec struct {
 	Pids   int64   // tasks (processes and threads)
 	CPUs   float64 // CPU bandwidth in CPUs, e.g. 1.5
 	// Minimal (v1): join only the hierarchies the limits need, plus cpuacct
-	// with CPUAccounting. Each v1 join waits for an RCU grace period, and
-	// a pid namespace already gives a whole-tree kill without the freezer.
+	// with CPUAccounting. Each v1 hierarchy costs a mkdir and an rmdir per
+	// run, and a pid namespace already gives a whole-tree kill without the
+	// freezer.
 	Minimal       bool
 	CPUAccounting bool
 }

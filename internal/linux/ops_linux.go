@@ -39,6 +39,7 @@ const (
 	fExecSearch             // ENOENT/ENOTDIR/EACCES: remember, try the next op
 	fExecLast               // report the remembered exec errno if this op fails too
 	fEEXISTOK               // EEXIST is fine (mkdir -p)
+	fInd32                  // ind points at int32s (fds received in a cmsg)
 )
 
 // op is one step of the child's program.
@@ -278,7 +279,11 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 		if o.ind != nil {
 			for n = 0; n < 6; n++ {
 				if o.ind[n] != nil {
-					a[n] = *o.ind[n]
+					if o.flags&fInd32 != 0 {
+						a[n] = uintptr(*(*int32)(unsafe.Pointer(o.ind[n])))
+					} else {
+						a[n] = *o.ind[n]
+					}
 				}
 			}
 		}

@@ -73,7 +73,10 @@ var facts = sync.OnceValue(func() hostFacts {
 // on the run is done ahead, then the init waits on rq's socket for the run
 // (stdio, working directory, limits, command), which the broker writes into
 // rq's block.
-func buildPlan(spec *Spec, rq *request) (*plan, error) {
+//
+// join are the cgroup files (cgroup.Group.JoinFiles) the child moves itself
+// in with, first thing after the id maps.
+func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	pl := &plan{uid: os.Getuid(), gid: os.Getgid(), rq: rq}
 	p := &pl.prog
 	hf := facts()
@@ -128,6 +131,9 @@ func buildPlan(spec *Spec, rq *request) (*plan, error) {
 	p.keep = append(p.keep, &b)
 	p.sys("sync with broker", unix.SYS_READ, uintptr(pl.syncR), uintptr(unsafe.Pointer(&b[0])), 1).flags = fMustRead1
 	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncR))
+	for _, fd := range join {
+		p.sys("cgroup", unix.SYS_WRITE, uintptr(fd), p.str("0"), 1)
+	}
 	// Drop every fd the broker had open at the fork (other runs' pipes
 	// among them) but the ones this child uses.
 	keep := []int{pl.errW, pl.statusW, pl.notifyW}

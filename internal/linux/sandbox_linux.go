@@ -42,6 +42,9 @@ type Exit struct {
 	// Rusage of the whole tree: the init's, which includes every reaped
 	// descendant.
 	Rusage unix.Rusage
+	// Cgroup is the group's accounting, read once the group emptied (zero
+	// without Process.Cgroup); the group is removed by then.
+	Cgroup cgroup.Stats
 }
 
 // Hooks run in the broker while the child waits, after its id maps are
@@ -100,23 +103,19 @@ func Start(spec *Spec, hooks Hooks) (*Process, error) {
 
 func startCold(spec *Spec, hooks Hooks) (*Process, error) {
 	var g *cgroup.Group
+	var join []int
 	if spec.Cgroup != nil {
 		var err error
 		if g, err = cgroup.New(*spec.Cgroup); err != nil {
 			return nil, &StageError{Stage: "cgroup", Err: err}
 		}
-		before := hooks.BeforeRelease
-		hooks.BeforeRelease = func(pid int) error {
-			if err := g.Add(pid); err != nil {
-				return &StageError{Stage: "cgroup", Err: err}
-			}
-			if before != nil {
-				return before(pid)
-			}
-			return nil
+		if join, err = g.JoinFiles(); err != nil {
+			g.Close()
+			return nil, &StageError{Stage: "cgroup", Err: err}
 		}
+		defer closeFds(join)
 	}
-	pl, err := buildPlan(spec, nil)
+	pl, err := buildPlan(spec, nil, join)
 	if err == nil {
 		var p *Process
 		if p, err = pl.start(hooks); err == nil {
@@ -130,9 +129,15 @@ func startCold(spec *Spec, hooks Hooks) (*Process, error) {
 	return nil, err
 }
 
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
 // Plan returns the launch plan for spec as text (for --print-plan).
 func Plan(spec *Spec) (string, error) {
-	pl, err := buildPlan(spec, nil)
+	pl, err := buildPlan(spec, nil, nil)
 	if err != nil {
 		return "", err
 	}
@@ -315,18 +320,20 @@ func (p *Process) Wait() (Exit, error) {
 	buf := (*[unsafe.Sizeof(rep)]byte)(unsafe.Pointer(&rep))[:]
 	n, _ := readFull(p.statusR, buf)
 	unix.Close(p.statusR)
-	if n == len(buf) && p.Cgroup == nil {
+	if n == len(buf) {
 		// The verdict is known; the namespaces' teardown need not delay
 		// the caller. Everything left is killed now and reaped behind.
 		p.Kill()
 		ex.Status, ex.Reported, ex.Rusage = unix.WaitStatus(uint32(rep.ws)), true, rep.ru
+		ex.Cgroup = p.closeCgroup()
 		go p.reap(nil)
 		return ex, nil
 	}
-	// Without a report (the tree was killed from outside), or when a cgroup
-	// must be read after every process is gone: reap first.
+	// Without a report (the tree was killed from outside): reap first.
 	var ws unix.WaitStatus
-	if err := p.reap(&ex.Rusage, &ws); err != nil {
+	err := p.reap(&ex.Rusage, &ws)
+	ex.Cgroup = p.closeCgroup()
+	if err != nil {
 		return ex, err
 	}
 	if n >= 8 {
@@ -336,6 +343,19 @@ func (p *Process) Wait() (Exit, error) {
 		ex.Status = ws
 	}
 	return ex, nil
+}
+
+// closeCgroup waits until the group is empty (its tasks leave it as they
+// exit, before the namespaces are torn down), reads its final accounting
+// and removes it.
+func (p *Process) closeCgroup() cgroup.Stats {
+	if p.Cgroup == nil {
+		return cgroup.Stats{}
+	}
+	p.Cgroup.Kill()
+	st, _ := p.Cgroup.Stats()
+	p.Cgroup.Close()
+	return st
 }
 
 // reap waits for the init, then lets the next warm sandbox be made.

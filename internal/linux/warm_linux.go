@@ -8,6 +8,7 @@ import (
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ const (
 	maxExec  = 32 // PATH candidates
 	maxRlim  = 12
 	reqBytes = 256 << 10
+	// maxJoin is how many cgroup files come with a run (one per v1
+	// hierarchy); unused places carry /dev/null.
+	maxJoin = 6
 )
 
 // requestBlock is the memory the broker fills for one run.
@@ -47,6 +51,7 @@ type request struct {
 	blk        *requestBlock
 	ctlR, ctlW int // socketpair: the init receives stdio on ctlR
 	msg        *unix.Msghdr
+	cbuf       []byte // the run's fds: stdio, then maxJoin cgroup files
 	ind        [][6]*uintptr
 	used       bool
 }
@@ -58,11 +63,16 @@ func newRequest() (*request, error) {
 	}
 	rq := &request{blk: new(requestBlock), ctlR: highFd(sp[0]), ctlW: highFd(sp[1])}
 	buf := make([]byte, 1)
-	cbuf := make([]byte, unix.CmsgSpace(3*4))
+	cbuf := make([]byte, unix.CmsgSpace((3+maxJoin)*4))
+	// A run that brings fewer fds leaves -1 behind: EBADF, not fd 0.
+	for i := unix.CmsgLen(0); i < len(cbuf); i++ {
+		cbuf[i] = 0xff
+	}
 	iov := &unix.Iovec{Base: &buf[0]}
 	iov.SetLen(1)
 	rq.msg = &unix.Msghdr{Iov: iov, Iovlen: 1, Control: &cbuf[0]}
 	rq.msg.SetControllen(len(cbuf))
+	rq.cbuf = cbuf
 	return rq, nil
 }
 
@@ -89,7 +99,7 @@ func (rq *request) indirect(pairs ...any) *[6]*uintptr {
 // arrives (its stdio lands on fds 0..2), then applies the run's directory
 // and limits.
 func (rq *request) waitOps(p *program) {
-	rq.ind = make([][6]*uintptr, 0, 1+maxRlim+maxExec)
+	rq.ind = make([][6]*uintptr, 0, 1+maxRlim+maxExec+2*maxJoin)
 	p.keep = append(p.keep, rq)
 	for fd := 0; fd < 3; fd++ {
 		p.sys("wait for run", unix.SYS_CLOSE, uintptr(fd)).flags = fIgnoreErr
@@ -101,6 +111,15 @@ func (rq *request) waitOps(p *program) {
 	p.sys("wait for run", unix.SYS_RECVMSG, uintptr(rq.ctlR), uintptr(unsafe.Pointer(rq.msg)), 0).flags = fMustRead1
 	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlR))
 	p.sys("wait for run", unix.SYS_CLOSE, uintptr(rq.ctlW))
+	// Into the run's cgroup, by the target itself (see cgroup.JoinFiles).
+	zero := p.str("0")
+	for i := range maxJoin {
+		fd := (*uintptr)(unsafe.Pointer(&rq.cbuf[unix.CmsgLen(0)+4*(3+i)]))
+		o := p.sys("cgroup", unix.SYS_WRITE, 0, zero, 1)
+		o.ind, o.flags = rq.indirect(0, fd), fInd32
+		o = p.sys("cgroup", unix.SYS_CLOSE, 0)
+		o.ind, o.flags = rq.indirect(0, fd), fInd32
+	}
 	p.sys("chdir", unix.SYS_CHDIR, 0).ind = rq.indirect(0, &rq.blk.cwd)
 	for i := range rq.blk.rlim {
 		r := &rq.blk.rlim[i]
@@ -307,7 +326,7 @@ func makeWarm(key string, spec *Spec) {
 	if err != nil {
 		return
 	}
-	pl, err := buildPlan(spec, rq)
+	pl, err := buildPlan(spec, rq, nil)
 	if err != nil {
 		rq.close()
 		return
@@ -366,16 +385,14 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 		return nil, err
 	}
 	// The group is made now, not ahead: a warm sandbox must leave nothing
-	// behind when the broker exits without discarding it.
-	if spec.Cgroup != nil {
-		if w.cg, err = cgroup.New(*spec.Cgroup); err == nil {
-			err = w.cg.Add(target)
-		}
-		if err != nil {
-			w.discard()
-			return nil, &StageError{Stage: "cgroup", Err: err}
-		}
+	// behind when the broker exits without discarding it. The target moves
+	// itself in when the run arrives.
+	join, owned, err := w.joinFiles(spec)
+	if err != nil {
+		w.discard()
+		return nil, &StageError{Stage: "cgroup", Err: err}
 	}
+	defer closeFds(owned)
 	if hooks.BeforeRelease != nil {
 		if err := hooks.BeforeRelease(target); err != nil {
 			w.discard()
@@ -394,7 +411,7 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 		w.discard()
 		return nil, fmt.Errorf("write run into warm sandbox: %v", err)
 	}
-	rights := unix.UnixRights(spec.Stdio[0], spec.Stdio[1], spec.Stdio[2])
+	rights := unix.UnixRights(append(spec.Stdio[:], join...)...)
 	if err := unix.Sendmsg(pl.rq.ctlW, []byte{1}, rights, nil, 0); err != nil {
 		w.discard()
 		return nil, fmt.Errorf("send stdio to warm sandbox: %v", err)
@@ -409,6 +426,38 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 	}
 	p.Cgroup = w.cg
 	return p, nil
+}
+
+// joinFiles makes the run's cgroup, if any, and returns the maxJoin fds the
+// target writes "0" to (the group's files, then /dev/null repeated) and the
+// fds to close once they are sent.
+func (w *warm) joinFiles(spec *Spec) (join, owned []int, err error) {
+	if spec.Cgroup != nil {
+		if w.cg, err = cgroup.New(*spec.Cgroup); err != nil {
+			return nil, nil, err
+		}
+		if owned, err = w.cg.JoinFiles(); err != nil {
+			return nil, nil, err
+		}
+		if len(owned) > maxJoin {
+			closeFds(owned)
+			return nil, nil, fmt.Errorf("%d cgroup hierarchies; a warm sandbox joins at most %d", len(owned), maxJoin)
+		}
+	}
+	join = owned
+	if len(join) < maxJoin {
+		null, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			closeFds(owned)
+			return nil, nil, err
+		}
+		owned = append(owned, null)
+		join = slices.Clone(join)
+		for len(join) < maxJoin {
+			join = append(join, null)
+		}
+	}
+	return join, owned, nil
 }
 
 var errNoWarm = errors.New("no warm sandbox")

@@ -1,15 +1,19 @@
 package linux
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
 )
 
 func testSpec() *Spec {
@@ -156,5 +160,62 @@ func TestStdioAboveLauncherFds(t *testing.T) {
 			t.Fatalf("stdio at %v: %v", stdio, err)
 		}
 		p.Wait()
+	}
+}
+
+// The target runs inside the run's cgroup on the cold path and on the warm
+// one (where the target moves itself in when the run arrives), seen from
+// outside in the group's own process list; fds used to join do not leak in.
+func TestCgroupJoined(t *testing.T) {
+	if info := cgroup.Detect(); !info.CanCreate {
+		t.Skipf("cannot create cgroups here: %s", info.Reason)
+	}
+	spec := testSpec()
+	spec.Hostname = fmt.Sprintf("cg-%d", os.Getpid())
+	spec.Cgroup = &cgroup.Spec{Pids: 16, Minimal: true}
+	for i := 0; i < 4; i++ {
+		if i >= 2 {
+			for j := 0; j < 200 && !idle(spec); j++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		warm := idle(spec)
+		inR, inW, _ := os.Pipe()
+		outR, outW, _ := os.Pipe()
+		sp := *spec
+		sp.Path, sp.Args = "/bin/sh", []string{"sh", "-c", `ls /proc/self/fd | tr '\n' ' '; echo; read x; exit 0`}
+		sp.Stdio = [3]int{int(inR.Fd()), int(outW.Fd()), int(outW.Fd())}
+		p, err := Start(&sp, Hooks{CgroupFD: -1})
+		inR.Close()
+		outW.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(outR).ReadString('\n')
+		if strings.TrimSpace(line) != "0 1 2 3" {
+			t.Errorf("run %d (warm %v): fds inside %q, want only stdio (and ls's own)", i, warm, line)
+		}
+		var members []string
+		for _, d := range p.Cgroup.Dirs() {
+			b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			members = append(members, strings.Join(strings.Fields(string(b)), ","))
+		}
+		inW.Close()
+		ex, err := p.Wait()
+		outR.Close()
+		if err != nil || ex.Status.ExitStatus() != 0 {
+			t.Fatalf("run %d: %v %v", i, err, ex.Status)
+		}
+		for j, m := range members {
+			if m == "" {
+				t.Errorf("run %d (warm %v): nothing in %s while the target ran", i, warm, p.Cgroup.Dirs()[j])
+			}
+		}
+		if i >= 2 && !warm {
+			t.Errorf("run %d: no warm sandbox was prepared", i)
+		}
 	}
 }
