@@ -178,6 +178,12 @@ func Plan(req Request, abi int) (*Ruleset, []Downgrade, error) {
 }
 
 // String renders the ruleset for plan printing, one fact a line.
+// Equal reports whether r and o are the same ruleset.
+func (r *Ruleset) Equal(o *Ruleset) bool {
+	return r.ABI == o.ABI && r.KernelABI == o.KernelABI && r.HandledFS == o.HandledFS && r.HandledNet == o.HandledNet &&
+		r.Scoped == o.Scoped && r.Flags == o.Flags && slices.Equal(r.Paths, o.Paths) && slices.Equal(r.Ports, o.Ports)
+}
+
 func (r *Ruleset) String() string {
 	if r == nil || r.ABI == 0 {
 		return "landlock: not used\n"

@@ -1,13 +1,16 @@
 package linux
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
+	"hash/maphash"
 	"os"
 	"path/filepath"
+
+	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,10 +237,11 @@ func execCandidates(spec *Spec) []string {
 
 // warm is one sandbox waiting for a run.
 type warm struct {
-	pl   *plan
-	proc *Process
-	cg   *cgroup.Group
-	born time.Time
+	pl    *plan
+	proc  *Process
+	cg    *cgroup.Group
+	born  time.Time
+	shape shape
 }
 
 // discard kills a warm sandbox that will not be used.
@@ -260,28 +264,114 @@ func (w *warm) discard() {
 // has been used twice, and dropped after warmTTL unused.
 var pool struct {
 	mu    sync.Mutex
-	idle  map[string]*warm
-	uses  map[string]int
-	start map[string]bool
+	idle  map[uint64]*warm
+	uses  map[uint64]int
+	start map[uint64]bool
 }
 
 const warmTTL = 10 * time.Second
 
-// warmKey names what a warm sandbox was built for; runs that differ only
-// in command, environment, directory, stdio or limits share it.
-func warmKey(spec *Spec) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%q %v %d %d %v %v|", spec.Hostname, spec.ShareNet, spec.HostUID, spec.HostGID, spec.Setctty, spec.SeccompNotify)
-	for _, m := range spec.Mounts {
-		fmt.Fprintf(h, "%d %q %q %v %d %x|", m.Kind, m.Source, m.Dest, m.Writable, m.Size, sha256.Sum256(m.Data))
+// shape is what a warm sandbox was built for; runs that differ only in
+// command, environment, directory, stdio or limits share it. Computing and
+// comparing one allocates nothing: it runs on every launch.
+type shape struct {
+	spec Spec   // the shaping fields only (see same)
+	key  uint64 // their hash, for the pool's maps
+}
+
+var shapeSeed = maphash.MakeSeed()
+
+func shapeOf(spec *Spec) shape {
+	sh := shape{spec: Spec{Hostname: spec.Hostname, ShareNet: spec.ShareNet, HostUID: spec.HostUID, HostGID: spec.HostGID,
+		Setctty: spec.Setctty, SeccompNotify: spec.SeccompNotify, Mounts: spec.Mounts, Seccomp: spec.Seccomp, Landlock: spec.Landlock}}
+	var h maphash.Hash
+	h.SetSeed(shapeSeed)
+	var n [8]byte
+	num := func(v int64) {
+		binary.LittleEndian.PutUint64(n[:], uint64(v))
+		h.Write(n[:])
 	}
+	flag := func(b bool) {
+		if b {
+			num(1)
+		} else {
+			num(0)
+		}
+	}
+	str := func(s string) {
+		num(int64(len(s)))
+		h.WriteString(s)
+	}
+	str(spec.Hostname)
+	flag(spec.ShareNet)
+	flag(spec.Setctty)
+	flag(spec.SeccompNotify)
+	num(int64(spec.HostUID))
+	num(int64(spec.HostGID))
+	for _, m := range spec.Mounts {
+		num(int64(m.Kind))
+		str(m.Source)
+		str(m.Dest)
+		flag(m.Writable)
+		num(m.Size)
+		num(int64(len(m.Data)))
+		h.Write(m.Data)
+	}
+	num(int64(len(spec.Seccomp)))
 	if len(spec.Seccomp) > 0 {
 		h.Write(unsafe.Slice((*byte)(unsafe.Pointer(&spec.Seccomp[0])), len(spec.Seccomp)*int(unsafe.Sizeof(spec.Seccomp[0]))))
 	}
-	if spec.Landlock != nil {
-		fmt.Fprint(h, spec.Landlock.Ruleset().String())
+	if rs := ruleset(spec); rs != nil {
+		num(int64(rs.ABI))
+		num(int64(rs.HandledFS))
+		for _, r := range rs.Paths {
+			str(r.Path)
+			num(int64(r.Access))
+		}
+		num(int64(len(rs.Ports)))
 	}
-	return string(h.Sum(nil))
+	sh.key = h.Sum64()
+	return sh
+}
+
+func ruleset(spec *Spec) *landlock.Ruleset {
+	if spec.Landlock == nil {
+		return nil
+	}
+	return spec.Landlock.Ruleset()
+}
+
+// same reports whether two shapes are equal field for field and byte for
+// byte: a warm sandbox is used only for exactly the shape it was built for.
+func (sh shape) same(o shape) bool {
+	a, b := &sh.spec, &o.spec
+	if a.Hostname != b.Hostname || a.ShareNet != b.ShareNet || a.Setctty != b.Setctty || a.SeccompNotify != b.SeccompNotify ||
+		a.HostUID != b.HostUID || a.HostGID != b.HostGID || len(a.Mounts) != len(b.Mounts) || !slices.Equal(a.Seccomp, b.Seccomp) {
+		return false
+	}
+	for i := range a.Mounts {
+		m, n := &a.Mounts[i], &b.Mounts[i]
+		if m.Kind != n.Kind || m.Source != n.Source || m.Dest != n.Dest || m.Writable != n.Writable || m.Size != n.Size || !bytes.Equal(m.Data, n.Data) {
+			return false
+		}
+	}
+	ra, rb := ruleset(a), ruleset(b)
+	if (ra == nil) != (rb == nil) {
+		return false
+	}
+	return ra == nil || ra.Equal(rb)
+}
+
+// retained copies what the shape shares with the caller (file contents,
+// the filter), which the caller may reuse for other runs.
+func (sh shape) retained() shape {
+	c := sh
+	c.spec.Mounts = slices.Clone(sh.spec.Mounts)
+	for i := range c.spec.Mounts {
+		c.spec.Mounts[i].Data = bytes.Clone(c.spec.Mounts[i].Data)
+	}
+	c.spec.Seccomp = slices.Clone(sh.spec.Seccomp)
+	return c
 }
 
 // takeWarm returns a warm sandbox for spec, or nil; and, when this shape is
@@ -291,13 +381,18 @@ func takeWarm(spec *Spec) (*warm, func()) {
 	if !spec.Warm {
 		return nil, nil
 	}
-	key := warmKey(spec)
+	sh := shapeOf(spec)
+	key := sh.key
 	pool.mu.Lock()
 	if pool.idle == nil {
-		pool.idle, pool.uses, pool.start = map[string]*warm{}, map[string]int{}, map[string]bool{}
+		pool.idle, pool.uses, pool.start = map[uint64]*warm{}, map[uint64]int{}, map[uint64]bool{}
 	}
 	w := pool.idle[key]
-	delete(pool.idle, key)
+	if w != nil && !w.shape.same(sh) {
+		w = nil // a hash collision: leave it for its own shape
+	} else {
+		delete(pool.idle, key)
+	}
 	pool.uses[key]++
 	refill := pool.uses[key] >= 2 && !pool.start[key]
 	if refill {
@@ -311,12 +406,22 @@ func takeWarm(spec *Spec) (*warm, func()) {
 	var next func()
 	if refill {
 		cp := *spec
-		next = func() { go makeWarm(key, &cp) }
+		next = func() {
+			// The sandbox just taken already holds a private copy.
+			kept := sh
+			if w != nil {
+				kept = w.shape
+			} else {
+				kept = sh.retained()
+			}
+			go makeWarm(kept, &cp)
+		}
 	}
 	return w, next
 }
 
-func makeWarm(key string, spec *Spec) {
+func makeWarm(sh shape, spec *Spec) {
+	key := sh.key
 	defer func() {
 		pool.mu.Lock()
 		pool.start[key] = false
@@ -336,7 +441,7 @@ func makeWarm(key string, spec *Spec) {
 		rq.close()
 		return
 	}
-	w := &warm{pl: pl, proc: proc, born: time.Now()}
+	w := &warm{pl: pl, proc: proc, born: time.Now(), shape: sh}
 	if err := pl.writeMaps(proc.Pid); err != nil {
 		w.discard()
 		return

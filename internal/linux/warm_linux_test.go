@@ -68,7 +68,7 @@ func runOnce(t *testing.T, spec *Spec, script, stdin string) string {
 func idle(spec *Spec) bool {
 	pool.mu.Lock()
 	defer pool.mu.Unlock()
-	return pool.idle[warmKey(spec)] != nil
+	return pool.idle[shapeOf(spec).key] != nil
 }
 
 // A shape used repeatedly gets a warm sandbox; each run gets exactly its own
@@ -217,5 +217,40 @@ func TestCgroupJoined(t *testing.T) {
 		if i >= 2 && !warm {
 			t.Errorf("run %d: no warm sandbox was prepared", i)
 		}
+	}
+}
+
+// A warm sandbox serves only its exact shape: any difference in a mount,
+// including one byte of a file's contents, is another shape; the command,
+// environment, directory and limits are not part of it.
+func TestShapeExact(t *testing.T) {
+	base := testSpec()
+	base.Mounts = append(base.Mounts, Mount{Kind: File, Dest: "/etc/hosts", Data: []byte("127.0.0.1 localhost\n")})
+	same := *base
+	same.Path, same.Args, same.Env, same.Dir = "/bin/echo", []string{"echo", "x"}, []string{"A=1"}, "/tmp"
+	same.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Cur: 10, Max: 10}}
+	if !shapeOf(base).same(shapeOf(&same)) || shapeOf(base).key != shapeOf(&same).key {
+		t.Error("runs differing only in command, environment, directory and limits must share a shape")
+	}
+	for name, change := range map[string]func(s *Spec){
+		"file contents": func(s *Spec) { s.Mounts[len(s.Mounts)-1].Data = []byte("127.0.0.1 localhosT\n") },
+		"writable":      func(s *Spec) { s.Mounts[0].Writable = !s.Mounts[0].Writable },
+		"dest":          func(s *Spec) { s.Mounts[0].Dest += "x" },
+		"hostname":      func(s *Spec) { s.Hostname += "x" },
+		"network":       func(s *Spec) { s.ShareNet = true },
+	} {
+		other := *base
+		other.Mounts = append([]Mount(nil), base.Mounts...)
+		change(&other)
+		if shapeOf(base).same(shapeOf(&other)) {
+			t.Errorf("%s changed, shape still the same", name)
+		}
+	}
+	// The pool keeps its own copy of file contents: a caller reusing the
+	// buffer does not change what a warm sandbox is taken for.
+	kept := shapeOf(base).retained()
+	base.Mounts[len(base.Mounts)-1].Data[0] = 'X'
+	if kept.same(shapeOf(base)) {
+		t.Error("retained shape follows the caller's buffer")
 	}
 }
