@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"hash/maphash"
-	"os"
 	"path/filepath"
 
 	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +63,10 @@ func newRequest() (*request, error) {
 		return nil, err
 	}
 	rq := &request{blk: new(requestBlock), ctlR: highFd(sp[0]), ctlW: highFd(sp[1])}
+	if err := unix.SetsockoptInt(rq.ctlW, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		rq.close()
+		return nil, err
+	}
 	buf := make([]byte, 1)
 	cbuf := make([]byte, unix.CmsgSpace((3+maxJoin)*4))
 	// A run that brings fewer fds leaves -1 behind: EBADF, not fd 0.
@@ -77,6 +79,34 @@ func newRequest() (*request, error) {
 	rq.msg.SetControllen(len(cbuf))
 	rq.cbuf = cbuf
 	return rq, nil
+}
+
+// readyPid waits for the target's ready byte and returns the sender's pid
+// in the broker's pid namespace.
+func (rq *request) readyPid() (int, error) {
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(rq.ctlW, b[:], oob, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n != 1 {
+			return 0, errors.New("closed")
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return 0, errors.New("no credentials with the ready byte")
+		}
+		cred, err := unix.ParseUnixCredentials(&msgs[0])
+		if err != nil || cred.Pid <= 0 {
+			return 0, errors.New("no pid with the ready byte")
+		}
+		return int(cred.Pid), nil
+	}
 }
 
 func (rq *request) close() {
@@ -477,17 +507,12 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 	pl, proc := w.pl, w.proc
 	// A sandbox still being set up is waited for: that is less work than
 	// a new one. The target says when it is ready.
-	var b [1]byte
-	if n, err := unix.Read(pl.rq.ctlW, b[:]); n != 1 || err != nil {
-		w.discard()
-		return nil, fmt.Errorf("warm sandbox failed before the run (%v)", err)
-	}
-	// The target was forked ahead: the run goes into its memory, and it is
-	// what gets placed (cgroup); the init forks nothing more.
-	target, err := onlyChild(proc.Pid)
+	// The target was forked ahead: the run goes into its memory. Its ready
+	// byte carries its pid, translated by the kernel (SO_PASSCRED).
+	target, err := pl.rq.readyPid()
 	if err != nil {
 		w.discard()
-		return nil, err
+		return nil, fmt.Errorf("warm sandbox failed before the run (%v)", err)
 	}
 	// The group is made now, not ahead: a warm sandbox must leave nothing
 	// behind when the broker exits without discarding it. The target moves
@@ -568,20 +593,3 @@ func (w *warm) joinFiles(spec *Spec) (join, owned []int, err error) {
 var errNoWarm = errors.New("no warm sandbox")
 
 var _ = syscall.EPERM
-
-// onlyChild returns the host pid of pid's one child, waiting briefly while
-// a warm sandbox is still being set up.
-func onlyChild(pid int) (int, error) {
-	path := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
-	for i := 0; i < 200; i++ {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0, err
-		}
-		if f := strings.Fields(string(b)); len(f) == 1 {
-			return strconv.Atoi(f[0])
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return 0, errors.New("warm sandbox not ready")
-}
