@@ -272,6 +272,8 @@ type warm struct {
 	cg    *cgroup.Group
 	born  time.Time
 	shape shape
+	id    uint64
+	ttl   *time.Timer
 }
 
 // discard kills a warm sandbox that will not be used.
@@ -297,6 +299,7 @@ var pool struct {
 	idle  map[uint64]*warm
 	uses  map[uint64]int
 	start map[uint64]bool
+	seq   uint64
 }
 
 const warmTTL = 10 * time.Second
@@ -420,8 +423,9 @@ func takeWarm(spec *Spec) (*warm, func()) {
 	w := pool.idle[key]
 	if w != nil && !w.shape.same(sh) {
 		w = nil // a hash collision: leave it for its own shape
-	} else {
+	} else if w != nil {
 		delete(pool.idle, key)
+		w.ttl.Stop()
 	}
 	pool.uses[key]++
 	refill := pool.uses[key] >= 2 && !pool.start[key]
@@ -484,22 +488,31 @@ func makeWarm(sh shape, spec *Spec) {
 	pool.mu.Lock()
 	old := pool.idle[key]
 	pool.idle[key] = w
+	pool.seq++
+	w.id = pool.seq
+	// The timer holds only the key and the number: a sandbox's memory (its
+	// plan and run block) must not outlive its use.
+	id := w.id
+	w.ttl = time.AfterFunc(warmTTL, func() { expire(key, id) })
 	pool.mu.Unlock()
 	if old != nil {
 		old.discard()
 	}
-	time.AfterFunc(warmTTL, func() {
-		pool.mu.Lock()
-		if pool.idle[key] == w {
-			delete(pool.idle, key)
-		} else {
-			w = nil
-		}
-		pool.mu.Unlock()
-		if w != nil {
-			w.discard()
-		}
-	})
+}
+
+// expire discards the idle sandbox key if it is still number id.
+func expire(key, id uint64) {
+	pool.mu.Lock()
+	w := pool.idle[key]
+	if w != nil && w.id == id {
+		delete(pool.idle, key)
+	} else {
+		w = nil
+	}
+	pool.mu.Unlock()
+	if w != nil {
+		w.discard()
+	}
 }
 
 // run hands spec's run to a warm sandbox.
