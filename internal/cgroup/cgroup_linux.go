@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,16 +40,35 @@ func Detect() Info {
 	return info
 }
 
+// lastHost keeps the last detection: parsing mountinfo and probing the
+// hierarchies costs about 0.3 ms, which every limited run would pay. It is
+// reused while the broker's own cgroups (/proc/self/cgroup) are unchanged.
+var lastHost struct {
+	sync.Mutex
+	procCgroup string
+	info       Info
+	l          layout
+}
+
 func detectHost() (Info, layout) {
 	pc, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return Info{Reason: "cannot read /proc/self/cgroup: " + err.Error(), Fix: "mount /proc"}, layout{}
 	}
+	lastHost.Lock()
+	defer lastHost.Unlock()
+	if lastHost.l.version != 0 && lastHost.procCgroup == string(pc) {
+		return lastHost.info, lastHost.l
+	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return Info{Reason: "cannot read /proc/self/mountinfo: " + err.Error(), Fix: "mount /proc"}, layout{}
 	}
-	return detect(string(pc), string(mi))
+	info, l := detect(string(pc), string(mi))
+	if info.CanCreate {
+		lastHost.procCgroup, lastHost.info, lastHost.l = string(pc), info, l
+	}
+	return info, l
 }
 
 func detect(procCgroup, mountinfo string) (Info, layout) {
