@@ -124,8 +124,8 @@ func plainRelay(b *testing.B, target string) string {
 					return
 				}
 				defer up.Close()
-				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, up)
+				go func() { netproxy.Pump(up, c); up.(*net.TCPConn).CloseWrite() }()
+				netproxy.Pump(c, up)
 			}()
 		}
 	}()
@@ -246,8 +246,8 @@ func BenchmarkEgress(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		// A plain relay on host loopback (no namespace, no NAT, no policy):
-		// what any user-space hop costs on this machine.
+		// A plain relay on host loopback (no namespace, no NAT, no policy),
+		// copying like the broker: what any user-space hop costs here.
 		relay := plainRelay(b, direct)
 		rd, err := bestBulk(relay)
 		if err != nil {

@@ -14,3 +14,4 @@ func PermitForTest(o *Options, addrs ...netip.Addr) {
 		return false
 	}
 }
+var Pump = pump
