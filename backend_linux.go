@@ -113,7 +113,7 @@ func (lp *linuxProcess) wait() (*Result, error) {
 }
 
 // linuxSpec translates a launch into the launcher's terms.
-func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) {
+func linuxSpec(l *launch, filter *filterFunc) (*linux.Spec, Report, error) {
 	p := l.Policy
 	var rep Report
 	spec := &linux.Spec{
@@ -210,7 +210,7 @@ func linuxSpec(l *launch, filter **seccomp.Filter) (*linux.Spec, Report, error) 
 
 // addWalls adds the second wall: Landlock in the init and seccomp in the
 // target, so one bug in the namespaces or mounts is not an escape.
-func addWalls(spec *linux.Spec, rep *Report, p Policy, filter **seccomp.Filter) error {
+func addWalls(spec *linux.Spec, rep *Report, p Policy, filter *filterFunc) error {
 	// A missing Landlock is reported, not fatal (the first wall still
 	// holds), unless the policy requires it.
 	strict := p.requires("landlock")
@@ -280,7 +280,7 @@ func orDefault(v, d int) int {
 }
 
 func start(l *launch) (process, error) {
-	var filter *seccomp.Filter
+	var filter filterFunc
 	spec, rep, err := linuxSpec(l, &filter)
 	if err != nil {
 		return nil, err
@@ -327,7 +327,14 @@ func start(l *launch) (process, error) {
 		lp.served = make(chan struct{})
 		go func() {
 			defer close(lp.served)
-			seccomp.ServeContext(ctx, p.Listener, filter, runtime.GOARCH, lp.onDeny)
+			// Built here, beside the launch, when the program was precompiled;
+			// a denial waits in the kernel until it is answered.
+			f, err := filter()
+			if err != nil {
+				unix.Close(p.Listener)
+				return
+			}
+			seccomp.ServeContext(ctx, p.Listener, f, runtime.GOARCH, lp.onDeny)
 		}()
 	}
 	return lp, nil
@@ -352,42 +359,64 @@ func (lp *linuxProcess) onDeny(name string, args [6]uint64) {
 var _ = strconv.Itoa
 var _ = syscall.EPERM
 
+// filterFunc returns the Filter a compiled program came from (to answer
+// and name denials).
+type filterFunc func() (*seccomp.Filter, error)
+
 type compiled struct {
-	f     *seccomp.Filter
-	insns []seccomp.SockFilter
+	filter filterFunc
+	insns  []seccomp.SockFilter
 }
 
 // filterCache holds compiled filters by policy: compiling costs more than
 // the rest of a launch's planning, and the result never changes.
 var filterCache sync.Map
 
-func compiledFilter(sp SyscallPolicy, notify bool) (*seccomp.Filter, []seccomp.SockFilter, error) {
+// notifyQuiet: glibc probes clone3 on every thread start; keep that ENOSYS
+// out of the denial log.
+var notifyQuiet = []string{"clone3"}
+
+func compiledFilter(sp SyscallPolicy, notify bool) (filterFunc, []seccomp.SockFilter, error) {
 	key := fmt.Sprintf("%s|%q|%q|%v", sp.Preset, sp.Allow, sp.Deny, notify)
 	if c, ok := filterCache.Load(key); ok {
-		return c.(compiled).f, c.(compiled).insns, nil
+		return c.(compiled).filter, c.(compiled).insns, nil
 	}
-	f, err := seccomp.Preset(sp.Preset)
-	if err != nil {
-		return nil, nil, err
+	build := func() (*seccomp.Filter, error) {
+		f, err := seccomp.Preset(sp.Preset)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Adjust(sp.Allow, sp.Deny); err != nil {
+			return nil, err
+		}
+		if notify {
+			f = f.WithNotifyExcept(notifyQuiet...)
+		}
+		return f, nil
 	}
-	if err := f.Adjust(sp.Allow, sp.Deny); err != nil {
-		return nil, nil, err
+	var c compiled
+	if len(sp.Allow)+len(sp.Deny) == 0 {
+		c.insns = seccomp.Precompiled(sp.Preset, notify, notifyQuiet, runtime.GOARCH)
 	}
-	if notify {
-		// glibc probes clone3 on every thread start: keep that ENOSYS quiet.
-		f = f.WithNotifyExcept("clone3")
+	if c.insns != nil {
+		c.filter = sync.OnceValues(build)
+	} else {
+		f, err := build()
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.insns, err = f.Compile(runtime.GOARCH); err != nil {
+			return nil, nil, err
+		}
+		c.filter = func() (*seccomp.Filter, error) { return f, nil }
 	}
-	insns, err := f.Compile(runtime.GOARCH)
-	if err != nil {
-		return nil, nil, err
-	}
-	filterCache.Store(key, compiled{f, insns})
-	return f, insns, nil
+	filterCache.Store(key, c)
+	return c.filter, c.insns, nil
 }
 
 // launchPlan compiles l into the Linux launcher's system-call list.
 func launchPlan(l *launch) (string, error) {
-	var filter *seccomp.Filter
+	var filter filterFunc
 	spec, _, err := linuxSpec(l, &filter)
 	if err != nil {
 		return "", err

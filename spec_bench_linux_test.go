@@ -3,8 +3,6 @@ package airlock
 import (
 	"os"
 	"testing"
-
-	"github.com/airlock-sandbox/airlock/internal/seccomp"
 )
 
 // BenchmarkLinuxSpec measures the broker's per-run policy compilation.
@@ -12,7 +10,7 @@ func BenchmarkLinuxSpec(b *testing.B) {
 	p := DefaultPolicy().withDefaults()
 	l := &launch{Policy: p, Path: "/bin/true", Args: []string{"true"}, Dir: "/", Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr}}
 	for i := 0; i < b.N; i++ {
-		var f *seccomp.Filter
+		var f filterFunc
 		if _, _, err := linuxSpec(l, &f); err != nil {
 			b.Fatal(err)
 		}
