@@ -361,57 +361,14 @@ var _ = syscall.EPERM
 
 // filterFunc returns the Filter a compiled program came from (to answer
 // and name denials).
-type filterFunc func() (*seccomp.Filter, error)
-
-type compiled struct {
-	filter filterFunc
-	insns  []seccomp.SockFilter
-}
-
-// filterCache holds compiled filters by policy: compiling costs more than
-// the rest of a launch's planning, and the result never changes.
-var filterCache sync.Map
+type filterFunc = func() (*seccomp.Filter, error)
 
 // notifyQuiet: glibc probes clone3 on every thread start; keep that ENOSYS
 // out of the denial log.
 var notifyQuiet = []string{"clone3"}
 
 func compiledFilter(sp SyscallPolicy, notify bool) (filterFunc, []seccomp.SockFilter, error) {
-	key := fmt.Sprintf("%s|%q|%q|%v", sp.Preset, sp.Allow, sp.Deny, notify)
-	if c, ok := filterCache.Load(key); ok {
-		return c.(compiled).filter, c.(compiled).insns, nil
-	}
-	build := func() (*seccomp.Filter, error) {
-		f, err := seccomp.Preset(sp.Preset)
-		if err != nil {
-			return nil, err
-		}
-		if err := f.Adjust(sp.Allow, sp.Deny); err != nil {
-			return nil, err
-		}
-		if notify {
-			f = f.WithNotifyExcept(notifyQuiet...)
-		}
-		return f, nil
-	}
-	var c compiled
-	if len(sp.Allow)+len(sp.Deny) == 0 {
-		c.insns = seccomp.Precompiled(sp.Preset, notify, notifyQuiet, runtime.GOARCH)
-	}
-	if c.insns != nil {
-		c.filter = sync.OnceValues(build)
-	} else {
-		f, err := build()
-		if err != nil {
-			return nil, nil, err
-		}
-		if c.insns, err = f.Compile(runtime.GOARCH); err != nil {
-			return nil, nil, err
-		}
-		c.filter = func() (*seccomp.Filter, error) { return f, nil }
-	}
-	filterCache.Store(key, c)
-	return c.filter, c.insns, nil
+	return seccomp.Build(sp.Preset, sp.Allow, sp.Deny, notify, notifyQuiet, runtime.GOARCH)
 }
 
 // launchPlan compiles l into the Linux launcher's system-call list.

@@ -6,37 +6,55 @@ import (
 )
 
 type compiled struct {
-	f     *Filter
-	insns []SockFilter
+	filter func() (*Filter, error)
+	insns  []SockFilter
 }
 
 var cache sync.Map // key string -> *compiled
 
-// Build is Preset + Adjust + (WithNotify) + Compile, memoized per process:
-// the second run with the same policy costs a map lookup. The returned
-// Filter and program are shared: callers must not modify them.
-func Build(preset string, allow, deny []string, notify bool, arch string) (*Filter, []SockFilter, error) {
-	key := strings.Join([]string{preset, strings.Join(allow, ","), strings.Join(deny, ","), boolStr(notify), arch}, "|")
+// Build is Preset + Adjust + WithNotifyExcept(quiet...) (when notify) +
+// Compile, memoized per process: the second launch with the same policy
+// costs a map lookup. Without adjustments the program comes from the
+// precompiled table, and the Filter (needed only to answer and name
+// denials) is built on the first call of filter. The Filter and program
+// are shared: callers must not modify them.
+func Build(preset string, allow, deny []string, notify bool, quiet []string, arch string) (filter func() (*Filter, error), insns []SockFilter, err error) {
+	key := strings.Join([]string{preset, strings.Join(allow, ","), strings.Join(deny, ","), boolStr(notify), strings.Join(quiet, ","), arch}, "|")
 	if c, ok := cache.Load(key); ok {
 		c := c.(*compiled)
-		return c.f, c.insns, nil
+		return c.filter, c.insns, nil
 	}
-	f, err := Preset(preset)
-	if err != nil {
-		return nil, nil, err
+	build := func() (*Filter, error) {
+		f, err := Preset(preset)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Adjust(allow, deny); err != nil {
+			return nil, err
+		}
+		if notify {
+			f = f.WithNotifyExcept(quiet...)
+		}
+		return f, nil
 	}
-	if err := f.Adjust(allow, deny); err != nil {
-		return nil, nil, err
+	c := &compiled{}
+	if len(allow)+len(deny) == 0 {
+		c.insns = Precompiled(preset, notify, quiet, arch)
 	}
-	if notify {
-		f = f.WithNotify()
+	if c.insns != nil {
+		c.filter = sync.OnceValues(build)
+	} else {
+		f, err := build()
+		if err != nil {
+			return nil, nil, err
+		}
+		if c.insns, err = f.Compile(arch); err != nil {
+			return nil, nil, err
+		}
+		c.filter = func() (*Filter, error) { return f, nil }
 	}
-	insns, err := f.Compile(arch)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, _ := cache.LoadOrStore(key, &compiled{f, insns})
-	return c.(*compiled).f, c.(*compiled).insns, nil
+	v, _ := cache.LoadOrStore(key, c)
+	return v.(*compiled).filter, v.(*compiled).insns, nil
 }
 
 func boolStr(b bool) string {

@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -441,31 +442,44 @@ func BenchmarkCompileDefault(b *testing.B) {
 }
 
 func TestBuildCached(t *testing.T) {
-	f1, p1, err := Build("default", []string{"ptrace"}, []string{"getpid"}, true, "amd64")
+	get1, p1, err := Build("default", []string{"ptrace"}, []string{"getpid"}, true, nil, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f2, p2, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, true, "amd64")
+	get2, p2, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, true, nil, "amd64")
+	f1, _ := get1()
+	f2, _ := get2()
 	if f1 != f2 || &p1[0] != &p2[0] {
 		t.Error("second Build did not hit the cache")
 	}
 	ref, _ := Preset("default")
 	ref.Adjust([]string{"ptrace"}, []string{"getpid"})
 	want, _ := ref.WithNotify().Compile("amd64")
-	if len(want) != len(p1) {
+	if !slices.Equal(want, p1) {
 		t.Fatalf("cached program differs from a fresh compile")
 	}
-	for i := range want {
-		if want[i] != p1[i] {
-			t.Fatalf("cached program differs at %d", i)
-		}
-	}
-	if _, _, err := Build("default", []string{"nope"}, nil, false, "amd64"); err == nil {
+	if _, _, err := Build("default", []string{"nope"}, nil, false, nil, "amd64"); err == nil {
 		t.Error("unknown name accepted by Build")
 	}
-	_, p3, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, false, "amd64")
+	_, p3, _ := Build("default", []string{"ptrace"}, []string{"getpid"}, false, nil, "amd64")
 	if &p3[0] == &p1[0] {
 		t.Error("notify and errno programs share a cache entry")
+	}
+	// Without adjustments: the precompiled program, and the Filter it was
+	// compiled from, built on demand.
+	get, p, err := Build("default", nil, nil, true, []string{"clone3"}, "arm64")
+	if err != nil || &p[0] != &precompiled["default|notify|clone3|arm64"][0] {
+		t.Fatalf("unadjusted default did not use the precompiled program (%v)", err)
+	}
+	f, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, _ := f.Compile("arm64"); !slices.Equal(fresh, p) {
+		t.Error("the Filter built on demand does not compile to the precompiled program")
+	}
+	if _, _, err := Build("nope", nil, nil, true, nil, "amd64"); err == nil {
+		t.Error("unknown preset accepted by Build")
 	}
 }
 
@@ -481,7 +495,7 @@ func BenchmarkBuildUncached(b *testing.B) {
 
 func BenchmarkBuildCached(b *testing.B) {
 	for b.Loop() {
-		if _, _, err := Build("default", []string{"ptrace"}, nil, true, "amd64"); err != nil {
+		if _, _, err := Build("default", []string{"ptrace"}, nil, true, nil, "amd64"); err != nil {
 			b.Fatal(err)
 		}
 	}
