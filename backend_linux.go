@@ -126,8 +126,8 @@ func linuxSpec(l *launch, filter *filterFunc) (*linux.Spec, Report, error) {
 	for i, f := range l.Stdio {
 		spec.Stdio[i] = int(f.Fd())
 	}
-	if isTerminal(l.Stdio[0]) {
-		spec.Setctty = true
+	if t := l.Terminal; t != nil {
+		spec.Terminal = &linux.Terminal{Slots: t.slots, Rows: t.rows, Cols: t.cols}
 	}
 	hasPasswd := false
 	for _, m := range p.Mounts {
@@ -315,6 +315,9 @@ func start(l *launch) (process, error) {
 			return nil, &SetupError{Stage: se.Stage, Err: se.Err}
 		}
 		return nil, &SetupError{Stage: "start", Err: err}
+	}
+	if l.Terminal != nil {
+		l.Terminal.master = p.Terminal
 	}
 	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{},
 		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial, egress: eg, cg: p.Cgroup}

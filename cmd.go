@@ -85,6 +85,22 @@ type launch struct {
 	// OnDenial and OnConnection report live (may be nil).
 	OnDenial     func(Denial)
 	OnConnection func(Connection)
+	// Terminal, when set, asks for a pseudo-terminal made in the sandbox.
+	Terminal *terminal
+}
+
+type closerFunc func()
+
+func (f closerFunc) Close() error { f(); return nil }
+
+// terminal is the pseudo-terminal a target makes for the stdio slots that
+// were the caller's terminal; the backend sets master once it runs.
+type terminal struct {
+	slots      [3]bool
+	rows, cols uint16
+	null       *os.File // what the slots hold until the target replaces it
+	in, out    *os.File // the caller's terminal, relayed
+	master     *os.File
 }
 
 // process is a started sandbox, as a backend sees it.
@@ -200,6 +216,9 @@ func (c *Cmd) Start() error {
 		c.copiers.Wait()
 		c.Result = &Result{Status: StatusSetupError, ExitCode: 125, Error: err.Error()}
 		return err
+	}
+	if l.Terminal != nil && l.Terminal.master != nil {
+		c.relayTerminal(l.Terminal)
 	}
 	// Publish proc under the lock: a copier may already have hit the output
 	// limit while the sandbox was starting; then stop it now.
@@ -458,47 +477,56 @@ func mergeEnv(base, extra []string) []string {
 // String describes the command for error messages.
 func (c *Cmd) String() string { return fmt.Sprint(c.Args) }
 
-// interposeTerminal replaces any terminal among the target's stdio with a
-// fresh pseudo-terminal relayed by the broker: the target never holds the
-// caller's terminal.
+// interposeTerminal keeps the caller's terminal out of the sandbox: the
+// stdio slots that are terminals get /dev/null at launch, and the backend
+// has the target make a pseudo-terminal of its own in the sandbox (so
+// TIOCSTI into the user's shell is impossible, THREATS E1, and ttyname
+// works inside); the broker relays it once started.
 func (c *Cmd) interposeTerminal(l *launch) error {
-	var tty *os.File
-	for _, f := range l.Stdio {
-		if isTerminal(f) {
-			tty = f
-			break
-		}
-	}
-	if tty == nil {
-		return nil
-	}
-	master, slave, err := openPTY(tty)
-	if err != nil {
-		return err
-	}
-	c.childFds = append(c.childFds, slave)
-	c.closers = append(c.closers, master)
-	var out *os.File
+	var t *terminal
 	for i, f := range l.Stdio {
-		if isTerminal(f) {
-			if i > 0 && out == nil {
-				out = f
-			}
-			if i == 0 {
-				in := f
-				go io.Copy(master, in) // ends at the first read after the run
-			}
-			l.Stdio[i] = slave
+		if !isTerminal(f) {
+			continue
 		}
+		if t == nil {
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			c.childFds = append(c.childFds, null)
+			t = &terminal{null: null}
+			t.rows, t.cols = terminalSize(f)
+		}
+		t.slots[i] = true
+		if i == 0 {
+			t.in = f
+		} else if t.out == nil {
+			t.out = f
+		}
+		l.Stdio[i] = t.null
 	}
-	if out != nil {
+	l.Terminal = t
+	return nil
+}
+
+// relayTerminal copies between the caller's terminal and the sandbox's,
+// and passes on window size changes.
+func (c *Cmd) relayTerminal(t *terminal) {
+	from := t.in
+	if from == nil {
+		from = t.out
+	}
+	c.closers = append(c.closers, closerFunc(followSize(from, t.master)), t.master)
+	if t.in != nil {
+		go io.Copy(t.master, t.in) // ends at the first read after the run
+	}
+	if t.out != nil {
 		c.copiers.Add(1)
 		go func() {
 			defer c.copiers.Done()
-			io.Copy(out, master) // EIO once every slave fd is closed
+			io.Copy(t.out, t.master) // EIO once every slave fd is closed
 		}()
 	}
-	return nil
 }
 
 // LaunchPlan returns the ordered list of steps that would build the sandbox

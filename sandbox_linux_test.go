@@ -616,3 +616,104 @@ func TestUserNamespacesDisabledExplained(t *testing.T) {
 		}
 	}
 }
+
+// A terminal among stdio becomes a pseudo-terminal made inside the sandbox:
+// ttyname resolves there, the caller's window size carries over, input
+// typed on the caller's terminal reaches the target and its output comes
+// back (TestTIOCSTIIntoCallerTerminal shows it is not the caller's).
+func TestTerminalInsideSandbox(t *testing.T) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip("no /dev/ptmx on this host: cannot make a caller terminal")
+	}
+	defer m.Close()
+	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
+	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
+	out := make(chan string)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			k, err := m.Read(buf)
+			b.Write(buf[:k])
+			if err != nil || strings.Contains(b.String(), "END") {
+				break
+			}
+		}
+		out <- b.String()
+	}()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		m.Write([]byte("typed-line\n"))
+	}()
+	cmd := airlock.Command(policy(t), "/bin/sh", "-c",
+		`t=$(tty); echo "tty=$t"; [ -c "$t" ] && echo "node=yes"; echo "size=$(stty size)"; read l; echo "got=$l"; echo END; exit 7`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	err = cmd.Run()
+	var ee *airlock.ExitError
+	if !errors.As(err, &ee) || cmd.Result.ExitCode != 7 {
+		t.Fatalf("run: %v (result %+v)", err, cmd.Result)
+	}
+	var got string
+	select {
+	case got = <-out:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no output on the caller's terminal")
+	}
+	for _, want := range []string{"tty=/dev/pts/", "node=yes", "size=33 101", "got=typed-line"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// A resize of the caller's terminal reaches the sandbox's (SIGWINCH).
+func TestTerminalResize(t *testing.T) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skip("no /dev/ptmx on this host: cannot make a caller terminal")
+	}
+	defer m.Close()
+	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
+	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 10, Col: 20})
+	out := make(chan string)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for !strings.Contains(b.String(), "after=") || !strings.Contains(b.String(), "END") {
+			k, err := m.Read(buf)
+			b.Write(buf[:k])
+			if err != nil {
+				break
+			}
+			if strings.Contains(b.String(), "ready") && !strings.Contains(b.String(), "resized") {
+				b.WriteString("resized")
+				unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 160})
+				syscall.Kill(os.Getpid(), syscall.SIGWINCH)
+			}
+		}
+		out <- b.String()
+	}()
+	cmd := airlock.Command(policy(t), "/bin/sh", "-c",
+		`echo "before=$(stty size)"; echo ready; i=0; while [ "$(stty size)" = "10 20" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; echo "after=$(stty size)"; echo END`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got := <-out
+	if !strings.Contains(got, "before=10 20") || !strings.Contains(got, "after=50 160") {
+		t.Errorf("window size not followed:\n%s", got)
+	}
+}

@@ -41,6 +41,7 @@ type plan struct {
 	errR, errW       int
 	statusR, statusW int
 	notifyR, notifyW int // socketpair for the seccomp listener
+	ptyR, ptyW       int // socketpair for the terminal's master
 	rq               *request
 	uid, gid         int
 }
@@ -114,14 +115,24 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	if err = pl.pipes(); err != nil {
 		return nil, err
 	}
-	pl.notifyR, pl.notifyW = -1, -1
-	if spec.SeccompNotify {
+	pl.notifyR, pl.notifyW, pl.ptyR, pl.ptyW = -1, -1, -1, -1
+	if rq != nil && spec.Terminal != nil {
+		pl.closeAll()
+		return nil, errors.New("a warm sandbox cannot make a terminal")
+	}
+	for _, pair := range []struct {
+		want bool
+		r, w *int
+	}{{spec.SeccompNotify, &pl.notifyR, &pl.notifyW}, {spec.Terminal != nil, &pl.ptyR, &pl.ptyW}} {
+		if !pair.want {
+			continue
+		}
 		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			pl.closeAll()
 			return nil, err
 		}
-		pl.notifyR, pl.notifyW = highFd(sp[0]), highFd(sp[1])
+		*pair.r, *pair.w = highFd(sp[0]), highFd(sp[1])
 	}
 
 	// 1. Wait for the id maps; die with the broker.
@@ -136,7 +147,7 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	}
 	// Drop every fd the broker had open at the fork (other runs' pipes
 	// among them) but the ones this child uses.
-	keep := []int{pl.errW, pl.statusW, pl.notifyW}
+	keep := []int{pl.errW, pl.statusW, pl.notifyW, pl.ptyW}
 	if rq != nil {
 		keep = append(keep, rq.ctlR, rq.ctlW)
 	} else {
@@ -227,8 +238,8 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	// 8. Close every fd but stdio at exec (also fds the broker inherited).
 	p.ops = append(p.ops, op{kind: kCloexecFrom, args: [6]uintptr{3, 65536}, in: -1, inArg: -1, out: -1, stage: p.stageIndex("close inherited fds")})
 	p.sys("setsid", unix.SYS_SETSID)
-	if spec.Setctty {
-		p.sys("controlling terminal", unix.SYS_IOCTL, 0, unix.TIOCSCTTY, 0)
+	if spec.Terminal != nil {
+		pl.terminalOps(spec.Terminal)
 	}
 	// Seccomp last, in the target only: the init must still fork and reap.
 	if len(spec.Seccomp) > 0 {
@@ -342,8 +353,55 @@ func (pl *plan) pipes() error {
 	return nil
 }
 
+// terminalOps make the target's terminal in the sandbox's devpts: open its
+// ptmx, unlock, size it, open the slave through the master (TIOCGPTPEER),
+// put the slave on the terminal slots as the controlling terminal, and send
+// the master to the broker, keeping no copy.
+func (pl *plan) terminalOps(t *Terminal) {
+	p := &pl.prog
+	const stage = "terminal"
+	master, slave := p.slot(), p.slot()
+	// The master's number goes straight into the message that carries it.
+	oob := make([]byte, unix.CmsgSpace(4))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_RIGHTS
+	h.SetLen(unix.CmsgLen(4))
+	fdAt := (*int32)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+	one := []byte{1}
+	iov := &unix.Iovec{Base: &one[0]}
+	iov.SetLen(1)
+	msg := &unix.Msghdr{Iov: iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	unlock := new(int32)
+	ws := &unix.Winsize{Row: t.Rows, Col: t.Cols}
+	p.keep = append(p.keep, oob, one, iov, msg, unlock, ws)
+
+	o := p.sys(stage, unix.SYS_OPENAT, atFDCWD, p.str("/dev/pts/ptmx"), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	o.out, o.store = master, fdAt
+	in := func(o *op, s int8) { o.in, o.inArg = s, 0 }
+	in(p.sys(stage, unix.SYS_IOCTL, 0, unix.TIOCSPTLCK, uintptr(unsafe.Pointer(unlock))), master)
+	in(p.sys(stage, unix.SYS_IOCTL, 0, unix.TIOCSWINSZ, uintptr(unsafe.Pointer(ws))), master)
+	o = p.sys(stage, unix.SYS_IOCTL, 0, unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	in(o, master)
+	o.out = slave
+	ctty := -1
+	for i, on := range t.Slots {
+		if on {
+			in(p.sys(stage, unix.SYS_DUP3, 0, uintptr(i), 0), slave)
+			if ctty < 0 {
+				ctty = i
+			}
+		}
+	}
+	in(p.sys(stage, unix.SYS_CLOSE, 0), slave)
+	p.sys(stage, unix.SYS_IOCTL, uintptr(ctty), unix.TIOCSCTTY, 0)
+	p.sys(stage, unix.SYS_SENDMSG, uintptr(pl.ptyW), uintptr(unsafe.Pointer(msg)), 0).flags = fMustRead1
+	in(p.sys(stage, unix.SYS_CLOSE, 0), master)
+	p.sys(stage, unix.SYS_CLOSE, uintptr(pl.ptyW))
+}
+
 func (pl *plan) closeAll() {
-	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW, pl.notifyR, pl.notifyW} {
+	for _, fd := range pl.fds() {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -364,9 +422,14 @@ func highFd(fd int) int {
 	return nfd
 }
 
+// fds are every pipe and socket end the plan made (-1 for those unused).
+func (pl *plan) fds() []int {
+	return []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW, pl.notifyR, pl.notifyW, pl.ptyR, pl.ptyW}
+}
+
 func (pl *plan) maxFd() int {
 	m := 2
-	for _, fd := range []int{pl.syncR, pl.syncW, pl.errR, pl.errW, pl.statusR, pl.statusW, pl.notifyR, pl.notifyW} {
+	for _, fd := range pl.fds() {
 		if fd > m {
 			m = fd
 		}
@@ -530,8 +593,11 @@ func (pl *plan) mounts(spec *Spec, hf hostFacts, identity func()) error {
 		}
 		made["/dev/pts"] = true
 		p.sys("mkdir /dev/pts", unix.SYS_MKDIRAT, atFDCWD, p.str(newRoot+"/dev/pts"), 0o755)
-		p.sys("mount /dev/pts", unix.SYS_MOUNT, p.str("devpts"), p.str(newRoot+"/dev/pts"), p.str("devpts"),
-			unix.MS_NOSUID|unix.MS_NOEXEC, p.str("newinstance,ptmxmode=0666,mode=0620")).flags = fIgnoreErr
+		o := p.sys("mount /dev/pts", unix.SYS_MOUNT, p.str("devpts"), p.str(newRoot+"/dev/pts"), p.str("devpts"),
+			unix.MS_NOSUID|unix.MS_NOEXEC, p.str("newinstance,ptmxmode=0666,mode=0620"))
+		if spec.Terminal == nil {
+			o.flags = fIgnoreErr // a program may do without; the target's terminal cannot
+		}
 		p.sys("mount /dev/ptmx", unix.SYS_SYMLINKAT, p.str("pts/ptmx"), atFDCWD, p.str(newRoot+"/dev/ptmx"))
 		if !made["/dev/shm"] {
 			made["/dev/shm"] = true

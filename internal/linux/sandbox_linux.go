@@ -23,9 +23,12 @@ type Process struct {
 	Listener int
 	// afterWait runs once the sandbox is gone (prepares the next one).
 	afterWait func()
-	// Cgroup is the target's group (nil without Spec.Cgroup); the caller
-	// reads its accounting after Wait and closes it.
-	Cgroup   *cgroup.Group
+	// Cgroup is the target's group (nil without Spec.Cgroup); Wait reads
+	// its accounting and removes it.
+	Cgroup *cgroup.Group
+	// Terminal is the master of the target's terminal (nil without
+	// Spec.Terminal); the caller relays it and closes it.
+	Terminal *os.File
 	pidfd    int
 	statusR  int
 	killOnce sync.Once
@@ -156,7 +159,7 @@ func (pl *plan) fork() (*Process, error) {
 	onForkerThread(func() { pid, pidfd, errno = forkRun(&pl.prog, pl.flags, pl.errW, -1) })
 	syscall.ForkLock.Unlock()
 	runtime.KeepAlive(pl)
-	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW, pl.notifyW} {
+	for _, fd := range []int{pl.syncR, pl.errW, pl.statusW, pl.notifyW, pl.ptyW} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -169,8 +172,10 @@ func (pl *plan) fork() (*Process, error) {
 		unix.Close(pl.syncW)
 		unix.Close(pl.errR)
 		unix.Close(pl.statusR)
-		if pl.notifyR >= 0 {
-			unix.Close(pl.notifyR)
+		for _, fd := range []int{pl.notifyR, pl.ptyR} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
 		if pl.rq != nil {
 			pl.rq.close()
@@ -188,8 +193,10 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 	abort := func(err error) (*Process, error) {
 		unix.Close(pl.syncW)
 		unix.Close(pl.errR)
-		if pl.notifyR >= 0 {
-			unix.Close(pl.notifyR)
+		for _, fd := range []int{pl.notifyR, pl.ptyR} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
 		proc.Kill()
 		proc.Wait()
@@ -213,16 +220,31 @@ func (pl *plan) start(hooks Hooks) (*Process, error) {
 // finishStart waits until the target has been exec'd (the error pipe
 // closes) or the child reports the stage that failed.
 func (pl *plan) finishStart(proc *Process) (*Process, error) {
-	if pl.notifyR >= 0 {
-		defer unix.Close(pl.notifyR)
+	for _, fd := range []int{pl.notifyR, pl.ptyR} {
+		if fd >= 0 {
+			defer unix.Close(fd)
+		}
 	}
 	var fail childFailure
 	buf := (*[unsafe.Sizeof(fail)]byte)(unsafe.Pointer(&fail))[:]
 	n, err := readFull(pl.errR, buf)
 	unix.Close(pl.errR)
 	if err != nil || n == 0 {
+		// Exec'd: what the target sent before is waiting in the sockets.
+		if pl.ptyR >= 0 {
+			fd, err := recvFd(pl.ptyR, "terminal")
+			if err != nil {
+				proc.Kill()
+				proc.Wait()
+				return nil, &StageError{Stage: "terminal", Err: err}
+			}
+			proc.Terminal = os.NewFile(uintptr(fd), "ptmx")
+		}
 		if pl.notifyR >= 0 {
-			if proc.Listener, err = recvListener(pl.notifyR); err != nil {
+			if proc.Listener, err = recvFd(pl.notifyR, "seccomp listener"); err != nil {
+				if proc.Terminal != nil {
+					proc.Terminal.Close()
+				}
 				proc.Kill()
 				proc.Wait()
 				return nil, &StageError{Stage: "seccomp listener", Err: err}

@@ -26,6 +26,12 @@ type Mount struct {
 	Data     []byte
 }
 
+// Terminal is the pseudo-terminal the target makes for itself.
+type Terminal struct {
+	Slots      [3]bool // stdio slots that get the slave
+	Rows, Cols uint16  // initial window size
+}
+
 // Rlimit is one resource limit for the target.
 type Rlimit struct {
 	Resource int
@@ -39,9 +45,12 @@ type Spec struct {
 	Env   []string
 	Dir   string
 	Stdio [3]int
-	// Setctty makes stdin the target's controlling terminal (a pty the
-	// broker owns).
-	Setctty  bool
+	// Terminal, when set, has the target make a pseudo-terminal in the
+	// sandbox's own devpts (so ttyname works inside and the caller's
+	// terminal never enters), put its slave on the stdio slots marked in
+	// Terminal.Slots as the controlling terminal, and send the master to
+	// the broker (Process.Terminal).
+	Terminal *Terminal
 	Mounts   []Mount
 	Hostname string
 	// ShareNet keeps the host network namespace (--net host).

@@ -76,8 +76,8 @@ func (p *program) addSeccomp(insns []seccomp.SockFilter, notify bool, sock int) 
 	c.in, c.inArg = s, 0
 }
 
-// recvListener receives the seccomp listener fd the child sends.
-func recvListener(sock int) (int, error) {
+// recvFd receives the one fd (what) the child sends on sock.
+func recvFd(sock int, what string) (int, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
@@ -90,11 +90,11 @@ func recvListener(sock int) (int, error) {
 		}
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 		if err != nil || len(msgs) == 0 {
-			return -1, fmt.Errorf("no seccomp listener received")
+			return -1, fmt.Errorf("no %s received", what)
 		}
 		fds, err := unix.ParseUnixRights(&msgs[0])
 		if err != nil || len(fds) != 1 {
-			return -1, fmt.Errorf("no seccomp listener received")
+			return -1, fmt.Errorf("no %s received", what)
 		}
 		return fds[0], nil
 	}

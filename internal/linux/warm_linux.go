@@ -316,7 +316,7 @@ var shapeSeed = maphash.MakeSeed()
 
 func shapeOf(spec *Spec) shape {
 	sh := shape{spec: Spec{Hostname: spec.Hostname, ShareNet: spec.ShareNet, HostUID: spec.HostUID, HostGID: spec.HostGID,
-		Setctty: spec.Setctty, SeccompNotify: spec.SeccompNotify, Mounts: spec.Mounts, Seccomp: spec.Seccomp, Landlock: spec.Landlock}}
+		SeccompNotify: spec.SeccompNotify, Mounts: spec.Mounts, Seccomp: spec.Seccomp, Landlock: spec.Landlock}}
 	var h maphash.Hash
 	h.SetSeed(shapeSeed)
 	var n [8]byte
@@ -337,7 +337,6 @@ func shapeOf(spec *Spec) shape {
 	}
 	str(spec.Hostname)
 	flag(spec.ShareNet)
-	flag(spec.Setctty)
 	flag(spec.SeccompNotify)
 	num(int64(spec.HostUID))
 	num(int64(spec.HostGID))
@@ -378,7 +377,7 @@ func ruleset(spec *Spec) *landlock.Ruleset {
 // byte: a warm sandbox is used only for exactly the shape it was built for.
 func (sh shape) same(o shape) bool {
 	a, b := &sh.spec, &o.spec
-	if a.Hostname != b.Hostname || a.ShareNet != b.ShareNet || a.Setctty != b.Setctty || a.SeccompNotify != b.SeccompNotify ||
+	if a.Hostname != b.Hostname || a.ShareNet != b.ShareNet || a.SeccompNotify != b.SeccompNotify ||
 		a.HostUID != b.HostUID || a.HostGID != b.HostGID || len(a.Mounts) != len(b.Mounts) || !slices.Equal(a.Seccomp, b.Seccomp) {
 		return false
 	}
@@ -411,7 +410,9 @@ func (sh shape) retained() shape {
 // used repeatedly, a function that makes the next one (to call once this
 // run has ended, so the two do not compete).
 func takeWarm(spec *Spec) (*warm, func()) {
-	if !spec.Warm {
+	// A terminal is made by the target at launch; interactive runs gain
+	// nothing from a sandbox made ahead.
+	if !spec.Warm || spec.Terminal != nil {
 		return nil, nil
 	}
 	sh := shapeOf(spec)

@@ -14,4 +14,5 @@ func PermitForTest(o *Options, addrs ...netip.Addr) {
 		return false
 	}
 }
+
 var Pump = pump
