@@ -399,20 +399,27 @@ func TestHelperBinaryNotWritable(t *testing.T) {
 	}
 }
 
-// E1: the target never holds the caller's terminal; TIOCSTI cannot type into it.
-func TestTIOCSTIIntoCallerTerminal(t *testing.T) {
+// callerTerminal is a pseudo-terminal standing for the user's: the test
+// holds the master, the sandbox gets the slave as its stdio.
+func callerTerminal(t *testing.T) (master, slave *os.File) {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skip("no /dev/ptmx on this host: cannot build a terminal to attack")
+		t.Skip("no /dev/ptmx on this host: cannot make a caller terminal")
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
 	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
 	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// E1: the target never holds the caller's terminal; TIOCSTI cannot type into it.
+func TestTIOCSTIIntoCallerTerminal(t *testing.T) {
+	m, s := callerTerminal(t)
 	// Non-canonical, so queued input counts before a newline.
 	if tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS); err == nil {
 		tio.Lflag &^= unix.ICANON | unix.ECHO
@@ -622,18 +629,7 @@ func TestUserNamespacesDisabledExplained(t *testing.T) {
 // typed on the caller's terminal reaches the target and its output comes
 // back (TestTIOCSTIIntoCallerTerminal shows it is not the caller's).
 func TestTerminalInsideSandbox(t *testing.T) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skip("no /dev/ptmx on this host: cannot make a caller terminal")
-	}
-	defer m.Close()
-	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
-	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	m, s := callerTerminal(t)
 	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
 	out := make(chan string)
 	go func() {
@@ -655,7 +651,7 @@ func TestTerminalInsideSandbox(t *testing.T) {
 	cmd := airlock.Command(policy(t), "/bin/sh", "-c",
 		`t=$(tty); echo "tty=$t"; [ -c "$t" ] && echo "node=yes"; echo "size=$(stty size)"; read l; echo "got=$l"; echo END; exit 7`)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *airlock.ExitError
 	if !errors.As(err, &ee) || cmd.Result.ExitCode != 7 {
 		t.Fatalf("run: %v (result %+v)", err, cmd.Result)
@@ -675,18 +671,7 @@ func TestTerminalInsideSandbox(t *testing.T) {
 
 // A resize of the caller's terminal reaches the sandbox's (SIGWINCH).
 func TestTerminalResize(t *testing.T) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skip("no /dev/ptmx on this host: cannot make a caller terminal")
-	}
-	defer m.Close()
-	unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
-	n, _ := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	m, s := callerTerminal(t)
 	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 10, Col: 20})
 	out := make(chan string)
 	go func() {
