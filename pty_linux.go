@@ -33,8 +33,14 @@ func followSize(from, to *os.File) (stop func()) {
 			case <-done:
 				return
 			case <-ch:
-				if ws, err := unix.IoctlGetWinsize(int(from.Fd()), unix.TIOCGWINSZ); err == nil {
-					unix.IoctlSetWinsize(int(to.Fd()), unix.TIOCSWINSZ, ws)
+				// Through SyscallConn: safe against a concurrent Close, and
+				// the files stay non-blocking for their copiers.
+				var ws *unix.Winsize
+				if rc, err := from.SyscallConn(); err == nil {
+					rc.Control(func(fd uintptr) { ws, _ = unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ) })
+				}
+				if rc, err := to.SyscallConn(); err == nil && ws != nil {
+					rc.Control(func(fd uintptr) { unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) })
 				}
 			}
 		}
