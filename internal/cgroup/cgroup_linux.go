@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,7 +52,7 @@ var lastHost struct {
 }
 
 func detectHost() (Info, layout) {
-	pc, err := os.ReadFile("/proc/self/cgroup")
+	pc, err := readSmall("/proc/self/cgroup")
 	if err != nil {
 		return Info{Reason: "cannot read /proc/self/cgroup: " + err.Error(), Fix: "mount /proc"}, layout{}
 	}
@@ -185,6 +186,7 @@ type Group struct {
 	dirs    map[string]string // controller -> this group's dir
 	list    []string          // unique dirs, in creation order
 	closed  bool
+	empty   atomic.Bool // Kill found no process left; none can join after that
 }
 
 // New creates airlock-<brokerpid>-<random> below the broker's cgroup (or
@@ -430,7 +432,7 @@ func (g *Group) Stats() (Stats, error) {
 		if d == "" {
 			return nil
 		}
-		b, err := os.ReadFile(filepath.Join(d, file))
+		b, err := readSmall(filepath.Join(d, file))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -482,7 +484,8 @@ func (g *Group) Kill() error {
 		}
 	}
 	if pids, err := g.procs(); err == nil && len(pids) == 0 {
-		return nil // already empty: nothing to freeze
+		g.empty.Store(true) // Close need not look again
+		return nil          // already empty: nothing to freeze
 	}
 	for {
 		g.freeze(true, deadline)
@@ -541,17 +544,8 @@ func (g *Group) freeze(on bool, deadline time.Time) {
 func (g *Group) procs() ([]int, error) {
 	var all []int
 	for _, d := range g.list {
-		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			if !e.IsDir() {
-				return nil
-			}
-			pids, err := readPids(filepath.Join(p, "cgroup.procs"))
+		err := walkGroups(d, func(dir string) error {
+			pids, err := readPids(filepath.Join(dir, "cgroup.procs"))
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -567,6 +561,37 @@ func (g *Group) procs() ([]int, error) {
 		}
 	}
 	return all, nil
+}
+
+// walkGroups calls fn for dir and every cgroup below it. A cgroup
+// directory lists dozens of interface files, so it is read only when its
+// link count says it has subdirectories.
+func walkGroups(dir string, fn func(dir string) error) error {
+	if err := fn(dir); err != nil {
+		return err
+	}
+	for _, sub := range subGroups(dir) {
+		if err := walkGroups(sub, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subGroups lists the cgroups directly below dir (none when it is gone).
+func subGroups(dir string) []string {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil || st.Nlink == 2 {
+		return nil // kernfs (and most filesystems) count subdirectories in nlink
+	}
+	entries, _ := os.ReadDir(dir)
+	var subs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			subs = append(subs, filepath.Join(dir, e.Name()))
+		}
+	}
+	return subs
 }
 
 func (g *Group) waitEmpty(until time.Time) bool {
@@ -587,7 +612,10 @@ func (g *Group) Close() error {
 	if g.closed {
 		return nil
 	}
-	kerr := g.Kill()
+	var kerr error
+	if !g.empty.Load() {
+		kerr = g.Kill()
+	}
 	rerr := g.remove()
 	if kerr == nil && rerr == nil {
 		g.closed = true
@@ -608,15 +636,9 @@ func (g *Group) remove() error {
 }
 
 func rmTree(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			if err := rmTree(filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
+	for _, sub := range subGroups(dir) {
+		if err := rmTree(sub); err != nil {
+			return err
 		}
 	}
 	until := time.Now().Add(time.Second)
@@ -693,15 +715,44 @@ func pidAlive(pid int) bool {
 var writeFile = writeCgroupFile
 
 func writeCgroupFile(path, value string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = f.WriteString(value)
-	if cerr := f.Close(); err == nil {
+	_, err = unix.Write(fd, []byte(value))
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return &fs.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// readSmall reads a cgroup interface file with plain system calls: these
+// files are small, and os.ReadFile's stat and poller set-up cost more than
+// the read.
+func readSmall(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = append(b, buf[:n]...)
+	}
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -712,13 +763,13 @@ func earlier(a, b time.Time) time.Time {
 }
 
 func readString(path string) string {
-	b, _ := os.ReadFile(path)
+	b, _ := readSmall(path)
 	return strings.TrimSpace(string(b))
 }
 
 // readUint reads a one-number file; ok is false when it does not exist.
 func readUint(path string) (uint64, bool, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmall(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
@@ -737,7 +788,7 @@ func readUint(path string) (uint64, bool, error) {
 }
 
 func readPids(path string) ([]int, error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmall(path)
 	if err != nil {
 		return nil, err
 	}

@@ -588,3 +588,38 @@ func BenchmarkNewClose(b *testing.B) {
 		}
 	}
 }
+
+// Processes in a cgroup made below the group (as a delegated sandbox could)
+// are found, killed, and the nested directories removed with the group.
+func TestNestedGroupsKilledAndRemoved(t *testing.T) {
+	requireCgroups(t)
+	g, err := New(Spec{Pids: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	nested := filepath.Join(g.Dirs()[0], "inner", "deeper")
+	if err := os.MkdirAll(nested, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if err := writeFile(filepath.Join(nested, "cgroup.procs"), strconv.Itoa(cmd.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	if pids, _ := g.procs(); !slices.Contains(pids, cmd.Process.Pid) {
+		t.Fatalf("the process in a nested group is not listed: %v", pids)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(cmd.Process.Pid) {
+		t.Error("the process in the nested group survived Close")
+	}
+	if _, err := os.Stat(g.Dirs()[0]); !os.IsNotExist(err) {
+		t.Errorf("%s left after Close: %v", g.Dirs()[0], err)
+	}
+}
