@@ -84,16 +84,17 @@ func onForkerThread(f func()) {
 // Start builds the sandbox described by spec and starts the target in it.
 // It returns when the target has been exec'd, or with a *StageError.
 func Start(spec *Spec, hooks Hooks) (*Process, error) {
+	pg := makeGroup(spec.Cgroup)
 	w, next := takeWarm(spec)
 	if w != nil {
-		if p, err := w.run(spec, hooks); err == nil {
+		if p, err := w.run(spec, hooks, pg); err == nil {
 			p.afterWait = next
 			return p, nil
 		}
 		// A warm sandbox that failed is gone; build a fresh one, which
 		// reports the failure properly if it is not particular to it.
 	}
-	p, err := startCold(spec, hooks)
+	p, err := startCold(spec, hooks, pg)
 	if err != nil {
 		if next != nil {
 			next()
@@ -104,14 +105,49 @@ func Start(spec *Spec, hooks Hooks) (*Process, error) {
 	return p, nil
 }
 
-func startCold(spec *Spec, hooks Hooks) (*Process, error) {
-	var g *cgroup.Group
+// pendingGroup is the run's cgroup, made beside the rest of the launch.
+type pendingGroup struct {
+	spec  cgroup.Spec
+	done  chan struct{}
+	g     *cgroup.Group
+	err   error
+	taken bool
+}
+
+func makeGroup(spec *cgroup.Spec) *pendingGroup {
+	if spec == nil {
+		return nil
+	}
+	pg := &pendingGroup{spec: *spec, done: make(chan struct{})}
+	go func() {
+		pg.g, pg.err = cgroup.New(pg.spec)
+		close(pg.done)
+	}()
+	return pg
+}
+
+// take returns the group (nil without one). A second take, after an
+// attempt that used the first, makes a fresh one: a failed attempt's
+// usage must not count.
+func (pg *pendingGroup) take() (*cgroup.Group, error) {
+	if pg == nil {
+		return nil, nil
+	}
+	<-pg.done
+	if pg.taken {
+		return cgroup.New(pg.spec)
+	}
+	pg.taken = true
+	return pg.g, pg.err
+}
+
+func startCold(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) {
 	var join []int
-	if spec.Cgroup != nil {
-		var err error
-		if g, err = cgroup.New(*spec.Cgroup); err != nil {
-			return nil, &StageError{Stage: "cgroup", Err: err}
-		}
+	g, err := pg.take()
+	if err != nil {
+		return nil, &StageError{Stage: "cgroup", Err: err}
+	}
+	if g != nil {
 		if join, err = g.JoinFiles(); err != nil {
 			g.Close()
 			return nil, &StageError{Stage: "cgroup", Err: err}

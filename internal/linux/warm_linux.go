@@ -517,7 +517,7 @@ func expire(key, id uint64) {
 }
 
 // run hands spec's run to a warm sandbox.
-func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
+func (w *warm) run(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) {
 	pl, proc := w.pl, w.proc
 	// A sandbox still being set up is waited for: that is less work than
 	// a new one. The target says when it is ready.
@@ -528,10 +528,10 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 		w.discard()
 		return nil, fmt.Errorf("warm sandbox failed before the run (%v)", err)
 	}
-	// The group is made now, not ahead: a warm sandbox must leave nothing
-	// behind when the broker exits without discarding it. The target moves
-	// itself in when the run arrives.
-	join, owned, err := w.joinFiles(spec)
+	// The group is made for the run, not with the sandbox: a warm sandbox
+	// must leave nothing behind when the broker exits without discarding
+	// it. The target moves itself in when the run arrives.
+	join, owned, err := w.joinFiles(pg)
 	if err != nil {
 		w.discard()
 		return nil, &StageError{Stage: "cgroup", Err: err}
@@ -575,11 +575,11 @@ func (w *warm) run(spec *Spec, hooks Hooks) (*Process, error) {
 // joinFiles makes the run's cgroup, if any, and returns the maxJoin fds the
 // target writes "0" to (the group's files, then /dev/null repeated) and the
 // fds to close once they are sent.
-func (w *warm) joinFiles(spec *Spec) (join, owned []int, err error) {
-	if spec.Cgroup != nil {
-		if w.cg, err = cgroup.New(*spec.Cgroup); err != nil {
-			return nil, nil, err
-		}
+func (w *warm) joinFiles(pg *pendingGroup) (join, owned []int, err error) {
+	if w.cg, err = pg.take(); err != nil {
+		return nil, nil, err
+	}
+	if w.cg != nil {
 		if owned, err = w.cg.JoinFiles(); err != nil {
 			return nil, nil, err
 		}
