@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,6 +161,15 @@ func TestV2Fake(t *testing.T) {
 			t.Errorf("%s = %q, want %q", p, got, v)
 		}
 	}
+	// A child joins by writing 0 to the one directory's cgroup.procs.
+	fds, err := g.JoinFiles()
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("JoinFiles: %v %v, want one file", fds, err)
+	}
+	if p, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fds[0])); p != dir+"/cgroup.procs" {
+		t.Errorf("v2 join file is %s, want %s/cgroup.procs", p, dir)
+	}
+	syscall.Close(fds[0])
 	if err := g.Add(4242); err != nil {
 		t.Fatal(err)
 	}
