@@ -5,11 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"hash/maphash"
 	"path/filepath"
-
-	"github.com/airlock-sandbox/airlock/internal/landlock"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +15,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/airlock-sandbox/airlock/internal/cgroup"
+	"github.com/airlock-sandbox/airlock/internal/landlock"
 )
 
 // Warm sandboxes: a sandbox is set up ahead (namespaces, mounts, identity,
@@ -442,13 +442,16 @@ func takeWarm(spec *Spec) (*warm, func()) {
 	if refill {
 		cp := *spec
 		next = func() {
-			// The sandbox just taken already holds a private copy.
+			// The next sandbox is built from a private copy of the shape
+			// (the one just taken holds one), so a caller reusing its
+			// buffers cannot make it differ from what it is taken for.
 			kept := sh
 			if w != nil {
 				kept = w.shape
 			} else {
 				kept = sh.retained()
 			}
+			cp.Mounts, cp.Seccomp = kept.spec.Mounts, kept.spec.Seccomp
 			go makeWarm(kept, &cp)
 		}
 	}

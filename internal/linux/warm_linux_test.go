@@ -280,3 +280,21 @@ func TestWarmMemoryFreed(t *testing.T) {
 		t.Errorf("live heap grew by %d KiB over 40 warm runs: used sandboxes are kept", grew>>10)
 	}
 }
+
+// A caller that changes a file's contents in place between runs gets the
+// new contents, never a warm sandbox built with the old ones.
+func TestWarmFollowsFileContents(t *testing.T) {
+	spec := testSpec()
+	spec.Hostname = fmt.Sprintf("data-%d", os.Getpid())
+	data := []byte("first\n")
+	spec.Mounts = append(spec.Mounts, Mount{Kind: File, Dest: "/etc/airlock-data", Data: data})
+	for i, want := range []string{"first", "first", "first", "secnd", "secnd", "first", "secnd"} {
+		copy(data, want)
+		for j := 0; j < 50 && i >= 2 && !idle(spec); j++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if out := strings.TrimSpace(runOnce(t, spec, "cat /etc/airlock-data", "")); out != want {
+			t.Fatalf("run %d: the sandbox has %q, the policy %q", i, out, want)
+		}
+	}
+}
