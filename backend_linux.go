@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
@@ -358,9 +356,6 @@ func (lp *linuxProcess) onDeny(name string, args [6]uint64) {
 		lp.onDenial(*d)
 	}
 }
-
-var _ = strconv.Itoa
-var _ = syscall.EPERM
 
 // filterFunc returns the Filter a compiled program came from (to answer
 // and name denials).

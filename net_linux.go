@@ -191,5 +191,3 @@ func connection(c netproxy.Conn) Connection {
 	}
 	return Connection{Host: c.Name, IP: c.IP, Port: c.Port, Allowed: c.Allowed, Reason: reason, BytesOut: c.BytesOut, BytesIn: c.BytesIn}
 }
-
-var _ = linux.Spec{}

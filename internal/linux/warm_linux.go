@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -608,5 +607,3 @@ func (w *warm) joinFiles(pg *pendingGroup) (join, owned []int, err error) {
 }
 
 var errNoWarm = errors.New("no warm sandbox")
-
-var _ = syscall.EPERM

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -120,5 +119,3 @@ func dnsQuery(name string) []byte {
 	}
 	return append(b, 0, 0, 1, 0, 1)
 }
-
-var _ = strconv.Itoa

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -261,5 +260,3 @@ func connectUnix(p *run, step, name string) bool {
 	defer unix.Close(fd)
 	return p.step(step, unix.Connect(fd, &unix.SockaddrUnix{Name: name}))
 }
-
-var _ = unsafe.Pointer(nil)

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -500,4 +499,3 @@ func (fx *fixtures) tokenProcs(kill bool) []int {
 var errNoReport = errors.New("no report")
 
 var _ sync.Mutex
-var _ = time.Second
