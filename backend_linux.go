@@ -328,14 +328,9 @@ func start(l *launch) (process, error) {
 		lp.served = make(chan struct{})
 		go func() {
 			defer close(lp.served)
-			// Built here, beside the launch, when the program was precompiled;
-			// a denial waits in the kernel until it is answered.
-			f, err := filter()
-			if err != nil {
-				unix.Close(p.Listener)
-				return
-			}
-			seccomp.ServeContext(ctx, p.Listener, f, runtime.GOARCH, lp.onDeny)
+			// With a precompiled program, the Filter is built at the first
+			// denial; the denied call waits in the kernel until answered.
+			seccomp.ServeContext(ctx, p.Listener, filter, runtime.GOARCH, lp.onDeny)
 		}()
 	}
 	return lp, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,7 +51,7 @@ func notifSizes() (notifLen int, err error) {
 // with WithNotify and installed with SECCOMP_FILTER_FLAG_NEW_LISTENER) until
 // every task using the filter is gone. See ServeContext.
 func Serve(listenerFd int, f *Filter, arch string, onDeny func(name string, args [6]uint64)) error {
-	return ServeContext(context.Background(), listenerFd, f, arch, onDeny)
+	return ServeContext(context.Background(), listenerFd, func() (*Filter, error) { return f, nil }, arch, onDeny)
 }
 
 // ServeContext answers each notification with the errno DenyErrno gives
@@ -60,11 +61,12 @@ func Serve(listenerFd int, f *Filter, arch string, onDeny func(name string, args
 // counted once). It owns listenerFd and closes it; it returns nil when all
 // tasks using the filter have exited and been reaped, or ctx.Err() when
 // ctx is done. It waits in the Go netpoller, so it costs nothing while no
-// syscall is denied.
-func ServeContext(ctx context.Context, listenerFd int, f *Filter, arch string, onDeny func(name string, args [6]uint64)) error {
-	if _, err := getArch(arch); err != nil {
+// syscall is denied; filter is called at the first denial (building a
+// Filter and its syscall tables costs more than most runs need).
+func ServeContext(ctx context.Context, listenerFd int, filter func() (*Filter, error), arch string, onDeny func(name string, args [6]uint64)) error {
+	if !slices.Contains(Arches(), arch) {
 		unix.Close(listenerFd)
-		return err
+		return fmt.Errorf("seccomp: unsupported architecture %q (want amd64 or arm64)", arch)
 	}
 	size, err := notifSizes()
 	if err != nil {
@@ -102,7 +104,7 @@ func ServeContext(ctx context.Context, listenerFd int, f *Filter, arch string, o
 			}
 			ev := pfd[0].Revents
 			if ev&unix.POLLIN != 0 {
-				if err := answerOne(int(fd), buf, f, arch, onDeny); err != nil {
+				if err := answerOne(int(fd), buf, filter, arch, onDeny); err != nil {
 					serveErr = err
 					return true
 				}
@@ -124,7 +126,7 @@ func ServeContext(ctx context.Context, listenerFd int, f *Filter, arch string, o
 }
 
 // answerOne receives one notification and answers it with an errno.
-func answerOne(fd int, buf []byte, f *Filter, arch string, onDeny func(string, [6]uint64)) error {
+func answerOne(fd int, buf []byte, filter func() (*Filter, error), arch string, onDeny func(string, [6]uint64)) error {
 	clear(buf)
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&buf[0])))
 	switch e {
@@ -135,7 +137,13 @@ func answerOne(fd int, buf []byte, f *Filter, arch string, onDeny func(string, [
 		return fmt.Errorf("seccomp: NOTIF_RECV: %w", e)
 	}
 	n := (*notif)(unsafe.Pointer(&buf[0]))
-	errno, name := f.DenyErrno(arch, int(n.Data.Nr), n.Data.Args)
+	var errno int
+	var name string
+	if f, err := filter(); err == nil {
+		errno, name = f.DenyErrno(arch, int(n.Data.Nr), n.Data.Args)
+	} else {
+		name = SyscallName(arch, int(n.Data.Nr))
+	}
 	if errno == 0 {
 		errno = eperm
 	}
