@@ -439,20 +439,18 @@ func takeWarm(spec *Spec) (*warm, func()) {
 	}
 	var next func()
 	if refill {
-		cp := *spec
-		next = func() {
-			// The next sandbox is built from a private copy of the shape
-			// (the one just taken holds one), so a caller reusing its
-			// buffers cannot make it differ from what it is taken for.
-			kept := sh
-			if w != nil {
-				kept = w.shape
-			} else {
-				kept = sh.retained()
-			}
-			cp.Mounts, cp.Seccomp = kept.spec.Mounts, kept.spec.Seccomp
-			go makeWarm(kept, &cp)
+		// The next sandbox is built from a private copy of the shape (the
+		// one just taken holds one), taken now: once Start returns, the
+		// caller may reuse its buffers.
+		kept := sh
+		if w != nil {
+			kept = w.shape
+		} else {
+			kept = sh.retained()
 		}
+		cp := *spec
+		cp.Mounts, cp.Seccomp = kept.spec.Mounts, kept.spec.Seccomp
+		next = func() { go makeWarm(kept, &cp) }
 	}
 	return w, next
 }
