@@ -214,7 +214,9 @@ func TestMemoryLimitOOM(t *testing.T) {
 	if !s.OOMKilled {
 		t.Error("OOMKilled false after an OOM kill")
 	}
-	if s.MemoryPeak < limit*3/4 || s.MemoryPeak > limit {
+	// The kernel's counters may pass the limit by a charge batch (seen: one
+	// page) before it reclaims or kills.
+	if s.MemoryPeak < limit*3/4 || s.MemoryPeak > limit+1<<20 {
 		t.Errorf("MemoryPeak %d, want near the limit %d", s.MemoryPeak, limit)
 	}
 }
