@@ -520,13 +520,30 @@ func (c *Cmd) relayTerminal(t *terminal) {
 	if t.in != nil {
 		go io.Copy(t.master, t.in) // ends at the first read after the run
 	}
-	if t.out != nil {
-		c.copiers.Add(1)
-		go func() {
-			defer c.copiers.Done()
-			io.Copy(t.out, t.master) // EIO once every slave fd is closed
-		}()
+	// What the target writes to its terminal (echo included) goes to the
+	// caller's terminal; with only stdin a terminal, to that one. Whatever
+	// cannot be written is still read, so the target never blocks on it.
+	out := t.out
+	if out == nil {
+		out = t.in
 	}
+	c.copiers.Add(1)
+	go func() {
+		defer c.copiers.Done()
+		io.Copy(&tolerant{w: out}, t.master) // EIO once every slave fd is closed
+	}()
+}
+
+// tolerant writes to w until a write fails, then discards.
+type tolerant struct{ w io.Writer }
+
+func (t *tolerant) Write(b []byte) (int, error) {
+	if t.w != nil {
+		if _, err := t.w.Write(b); err != nil {
+			t.w = nil
+		}
+	}
+	return len(b), nil
 }
 
 // LaunchPlan returns the ordered list of steps that would build the sandbox

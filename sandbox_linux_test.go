@@ -702,3 +702,43 @@ func TestTerminalResize(t *testing.T) {
 		t.Errorf("window size not followed:\n%s", got)
 	}
 }
+
+// With only stdin a terminal, what the target writes to its terminal comes
+// back on that terminal, and a target writing a lot there never blocks.
+func TestTerminalStdinOnly(t *testing.T) {
+	m, s := callerTerminal(t)
+	got := make(chan string)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 65536)
+		for !strings.Contains(b.String(), "END") {
+			k, err := m.Read(buf)
+			b.Write(buf[:k])
+			if err != nil {
+				break
+			}
+		}
+		got <- b.String()
+	}()
+	var out strings.Builder
+	cmd := airlock.Command(policy(t), "/bin/sh", "-c", `head -c 200000 /dev/zero | tr '\0' x > /dev/tty; echo END > /dev/tty; echo done`)
+	cmd.Stdin, cmd.Stdout = s, &out
+	done := make(chan error)
+	go func() { done <- cmd.Run() }()
+	select {
+	case err := <-done:
+		if err != nil || strings.TrimSpace(out.String()) != "done" {
+			t.Fatalf("run: %v, stdout %q", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the target blocked writing to its terminal")
+	}
+	select {
+	case g := <-got:
+		if strings.Count(g, "x") < 200000 || !strings.Contains(g, "END") {
+			t.Errorf("the caller's terminal got %d x's and END=%v", strings.Count(g, "x"), strings.Contains(g, "END"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("nothing came back on the caller's terminal")
+	}
+}
