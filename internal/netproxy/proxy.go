@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -437,17 +438,11 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 		}
 		sni, isTLS, read := peekSNI(c, 5*time.Second)
 		prelude = read
-		// A name the sandbox did not resolve through us (CDN fronting to
-		// another tenant by SNI) must itself be allowed.
-		if isTLS && name != "" && sni != "" && sni != name {
-			n, ok := canonicalName(sni)
-			if allowed, why := p.m.checkName(n, dst.Port()); !ok || !allowed {
-				entry.Name, entry.Port = name, int(dst.Port())
-				entry.Reason = "TLS server name " + strconv.Quote(sni) + " " + why
-				p.record(entry)
-				reset(c)
-				return
-			}
+		if why := p.frontedName(name, sni, isTLS, dst.Port()); why != "" {
+			entry.Name, entry.Port, entry.Reason = name, int(dst.Port()), why
+			p.record(entry)
+			reset(c)
+			return
 		}
 	}
 	up := p.dial(name, addr, dst.Port(), &entry)
@@ -459,6 +454,28 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 	p.relay(c, up, prelude, &entry)
 	p.record(entry)
 }
+
+// frontedName refuses a TLS server name other than the name the
+// connection is for unless it is itself allowed: CDN fronting to another
+// tenant by SNI. It returns why, or "".
+func (p *Proxy) frontedName(name, sni string, isTLS bool, port uint16) string {
+	if !isTLS || name == "" || sni == "" || sni == name {
+		return ""
+	}
+	n, ok := canonicalName(sni)
+	if allowed, why := p.m.checkName(n, port); !ok || !allowed {
+		return "TLS server name " + strconv.Quote(sni) + " " + why
+	}
+	return ""
+}
+
+// prefixed reads first what was already buffered, then the connection.
+type prefixed struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixed) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // checkDestination is the policy decision alone, before any I/O.
 func (p *Proxy) checkDestination(name string, addr netip.Addr, port uint16) (bool, string) {
@@ -630,6 +647,20 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 		var prelude []byte
 		if n := br.Buffered(); n > 0 {
 			prelude, _ = br.Peek(n)
+		}
+		// A tunnel to a name gets the same TLS server name check as a
+		// captured connection; the upstream has seen no byte yet.
+		if name != "" && slices.Contains(p.opts.SNIPorts, int(port)) {
+			in := &prefixed{Conn: c, r: io.MultiReader(bytes.NewReader(prelude), c)}
+			sni, isTLS, read := peekSNI(in, 5*time.Second)
+			prelude = read
+			if why := p.frontedName(name, sni, isTLS, uint16(port)); why != "" {
+				entry.Allowed, entry.Reason = false, why
+				up.Close()
+				p.record(entry)
+				reset(c)
+				return
+			}
 		}
 		p.relay(c, up, prelude, &entry)
 		p.record(entry)

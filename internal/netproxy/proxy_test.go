@@ -3,7 +3,9 @@ package netproxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -107,5 +109,81 @@ func TestHTTPProxyAndClose(t *testing.T) {
 	}
 	if !sawDenied {
 		t.Errorf("denied CONNECT not logged: %+v", p.Log())
+	}
+}
+
+// A CONNECT tunnel to an allowed name carrying a TLS ClientHello for
+// another name (CDN fronting) is cut before the upstream sees a byte,
+// unless that name is allowed too; the refusal is logged.
+func TestConnectTunnelChecksSNI(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	got := make(chan int, 8)
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, _ := io.ReadAtLeast(c, make([]byte, 5), 5)
+				got <- n
+			}()
+		}
+	}()
+	port := up.Addr().(*net.TCPAddr).Port
+	lo := netip.MustParseAddr("127.0.0.1")
+	opts := Options{Resolver: fixedResolver{"ok.test": {lo}, "also.test": {lo}}, SNIPorts: []int{port}}
+	PermitForTest(&opts, lo)
+	p, err := New(Policy{Allow: []string{"ok.test", "also.test"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := hostListeners(t)
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	hello := func(sni string) (upstreamBytes int) {
+		c, err := net.Dial("tcp", l.HTTP.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test:%d\r\n\r\n", port, port)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT ok.test: %v %v", resp, err)
+		}
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
+		select {
+		case n := <-got:
+			return n
+		case <-time.After(3 * time.Second):
+			return 0
+		}
+	}
+	if n := hello("evil.test"); n != 0 {
+		t.Errorf("a ClientHello for evil.test through a tunnel to ok.test reached the upstream (%d bytes)", n)
+	}
+	if n := hello("also.test"); n < 5 {
+		t.Errorf("a ClientHello for an allowed name did not reach the upstream (%d bytes)", n)
+	}
+	if n := hello("ok.test"); n < 5 {
+		t.Errorf("a ClientHello for the tunnel's own name did not reach the upstream (%d bytes)", n)
+	}
+	var logged bool
+	for _, e := range p.Log() {
+		logged = logged || (!e.Allowed && e.Proto == "http-connect" && strings.Contains(e.Reason, `"evil.test"`))
+	}
+	if !logged {
+		t.Errorf("the fronted tunnel is not logged as refused: %+v", p.Log())
 	}
 }
