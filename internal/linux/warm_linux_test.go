@@ -82,7 +82,7 @@ func TestWarmRuns(t *testing.T) {
 		sp := *spec
 		sp.Dir = []string{"/", "/tmp", "/usr"}[i%3]
 		if i >= 2 {
-			for j := 0; j < 200 && !idle(spec); j++ {
+			for j := 0; j < 1000 && !idle(spec); j++ { // up to 5 s: slow under -race on 2 cores
 				time.Sleep(5 * time.Millisecond)
 			}
 			if !idle(spec) {
@@ -176,7 +176,7 @@ func TestCgroupJoined(t *testing.T) {
 	spec.Cgroup = &cgroup.Spec{Pids: 16, Minimal: true}
 	for i := 0; i < 4; i++ {
 		if i >= 2 {
-			for j := 0; j < 200 && !idle(spec); j++ {
+			for j := 0; j < 1000 && !idle(spec); j++ { // up to 5 s: slow under -race on 2 cores
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
@@ -271,7 +271,7 @@ func TestWarmMemoryFreed(t *testing.T) {
 	runOnce(t, spec, "true", "")
 	before := live()
 	for i := 0; i < 40; i++ {
-		for j := 0; j < 200 && !idle(spec); j++ {
+		for j := 0; j < 1000 && !idle(spec); j++ { // up to 5 s: slow under -race on 2 cores
 			time.Sleep(time.Millisecond)
 		}
 		runOnce(t, spec, "true", "")
