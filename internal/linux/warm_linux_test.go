@@ -34,14 +34,16 @@ func testSpec() *Spec {
 	return s
 }
 
-// runOnce runs a shell script with stdin and returns its output.
-func runOnce(t *testing.T, spec *Spec, script, stdin string) string {
+// startShell starts a shell script in spec with X=x in its environment;
+// it returns the process, the write end of its stdin and the read end of
+// its output.
+func startShell(t *testing.T, spec *Spec, script, x string) (*Process, *os.File, *os.File) {
 	t.Helper()
 	inR, inW, _ := os.Pipe()
 	outR, outW, _ := os.Pipe()
 	sp := *spec
 	sp.Path, sp.Args = "/bin/sh", []string{"sh", "-c", script}
-	sp.Env = []string{"PATH=/usr/bin:/bin", "X=" + stdin}
+	sp.Env = []string{"PATH=/usr/bin:/bin", "X=" + x}
 	sp.Stdio = [3]int{int(inR.Fd()), int(outW.Fd()), int(outW.Fd())}
 	p, err := Start(&sp, Hooks{CgroupFD: -1})
 	inR.Close()
@@ -49,6 +51,13 @@ func runOnce(t *testing.T, spec *Spec, script, stdin string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, inW, outR
+}
+
+// runOnce runs a shell script with stdin and returns its output.
+func runOnce(t *testing.T, spec *Spec, script, stdin string) string {
+	t.Helper()
+	p, inW, outR := startShell(t, spec, script, stdin)
 	go func() { io.WriteString(inW, stdin); inW.Close() }()
 	done := make(chan []byte)
 	go func() { b, _ := io.ReadAll(outR); done <- b }()
@@ -181,17 +190,7 @@ func TestCgroupJoined(t *testing.T) {
 			}
 		}
 		warm := idle(spec)
-		inR, inW, _ := os.Pipe()
-		outR, outW, _ := os.Pipe()
-		sp := *spec
-		sp.Path, sp.Args = "/bin/sh", []string{"sh", "-c", `ls /proc/self/fd | tr '\n' ' '; echo; read x; exit 0`}
-		sp.Stdio = [3]int{int(inR.Fd()), int(outW.Fd()), int(outW.Fd())}
-		p, err := Start(&sp, Hooks{CgroupFD: -1})
-		inR.Close()
-		outW.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, inW, outR := startShell(t, spec, `ls /proc/self/fd | tr '\n' ' '; echo; read x; exit 0`, "")
 		line, _ := bufio.NewReader(outR).ReadString('\n')
 		if strings.TrimSpace(line) != "0 1 2 3" {
 			t.Errorf("run %d (warm %v): fds inside %q, want only stdio (and ls's own)", i, warm, line)
