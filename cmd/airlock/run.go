@@ -24,6 +24,19 @@ func (f listFlag) String() string     { return "" }
 func (f listFlag) Set(v string) error { return f(v) }
 
 func runMain(args []string) int {
+	// A signal to airlock stops the sandbox (and restores the terminal).
+	// The registration starts a thread; it is made beside the policy's
+	// set-up, and never undone: undoing it waits for the signal loop, and
+	// the process ends with the run.
+	ctx, cancel := context.WithCancel(context.Background())
+	signalsReady := make(chan struct{})
+	go func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		close(signalsReady)
+		<-sigs
+		cancel()
+	}()
 	p := airlock.DefaultPolicy()
 	s := &settings{p: &p}
 	fs := flag.NewFlagSet("airlock run", flag.ContinueOnError)
@@ -159,8 +172,7 @@ func runMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "airlock: warning: --net host: the sandbox shares this host's network")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+	<-signalsReady
 	cmd := airlock.CommandContext(ctx, p, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if verbose {
