@@ -375,23 +375,25 @@ func within(path, dir string) bool {
 // (cheaper than a bind mount each, and a later change on the host cannot
 // reach the sandbox), directories are bound read-only.
 func etcEntry(path string) []Mount {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return nil
-	case fi.IsDir() || runtime.GOOS != "linux":
+	if runtime.GOOS != "linux" {
 		// Backends without a private filesystem view grant the host path.
+		if _, err := os.Stat(path); err != nil {
+			return nil
+		}
 		m := ReadOnly(path, path)
 		m.Optional = true
 		return []Mount{m}
-	case fi.Mode().IsRegular() && fi.Size() <= 1<<20:
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		return []Mount{{Kind: File, Dest: path, Data: b}}
 	}
-	return nil
+	data, dir, ok := readEtc(path)
+	switch {
+	case !ok:
+		return nil
+	case dir:
+		m := ReadOnly(path, path)
+		m.Optional = true
+		return []Mount{m}
+	}
+	return []Mount{{Kind: File, Dest: path, Data: data}}
 }
 
 func (p *Policy) requires(name string) bool {
