@@ -5,3 +5,5 @@ package probe
 import "syscall"
 
 var errnoNames = map[syscall.Errno]string{}
+
+func errnoLabel(e syscall.Errno) string { return errnoNames[e] }

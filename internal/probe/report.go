@@ -102,7 +102,7 @@ func (p *run) note(format string, a ...any) {
 func errnoName(err error) string {
 	var en syscall.Errno
 	if errors.As(err, &en) {
-		if n := errnoNames[en]; n != "" {
+		if n := errnoLabel(en); n != "" {
 			return n
 		}
 		return fmt.Sprintf("errno %d", int(en))

@@ -30,14 +30,20 @@ var (
 
 func loadArches() {
 	arches = map[string]*archInfo{
-		"amd64": newArch("amd64", auditArchX86_64, true, syscallsAMD64),
-		"arm64": newArch("arm64", auditArchAARCH64, false, syscallsARM64),
+		"amd64": newArch("amd64", auditArchX86_64, true, syscallsAMD64[:]),
+		"arm64": newArch("arm64", auditArchAARCH64, false, syscallsARM64[:]),
 	}
 }
 
-func newArch(name string, audit uint32, x32 bool, t map[int]string) *archInfo {
-	a := &archInfo{name: name, auditArch: audit, x32Bit: x32, byNr: t, byName: map[string]int{}}
+// newArch indexes t, the names by number ("" where a number is unused):
+// a generated array is static data, a map literal would be built at start.
+func newArch(name string, audit uint32, x32 bool, t []string) *archInfo {
+	a := &archInfo{name: name, auditArch: audit, x32Bit: x32, byNr: map[int]string{}, byName: map[string]int{}}
 	for nr, n := range t {
+		if n == "" {
+			continue
+		}
+		a.byNr[nr] = n
 		a.byName[n] = nr
 		a.nrs = append(a.nrs, nr)
 		if nr > a.maxNr {

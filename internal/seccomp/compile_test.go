@@ -468,7 +468,7 @@ func TestBuildCached(t *testing.T) {
 	// Without adjustments: the precompiled program, and the Filter it was
 	// compiled from, built on demand.
 	get, p, err := Build("default", nil, nil, true, []string{"clone3"}, "arm64")
-	if err != nil || &p[0] != &precompiled["default|notify|clone3|arm64"][0] {
+	if err != nil || &p[0] != &precompiledFor("default|notify|clone3|arm64")[0] {
 		t.Fatalf("unadjusted default did not use the precompiled program (%v)", err)
 	}
 	f, err := get()

@@ -52,7 +52,7 @@ func main() {
 			nrs = append(nrs, nr)
 		}
 		sort.Ints(nrs)
-		fmt.Fprintf(&b, "\nvar syscalls%s = map[int]string{\n", strings.ToUpper(arch))
+		fmt.Fprintf(&b, "\nvar syscalls%s = [...]string{\n", strings.ToUpper(arch))
 		for _, nr := range nrs {
 			fmt.Fprintf(&b, "\t%d: %q,\n", nr, m[nr])
 		}

@@ -154,7 +154,9 @@ func TestLiveServeContextCancel(t *testing.T) {
 	lfd := recvFd(t, ctl)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeContext(ctx, lfd, func() (*Filter, error) { return f.WithNotify(), nil }, runtime.GOARCH, nil) }()
+	go func() {
+		done <- ServeContext(ctx, lfd, func() (*Filter, error) { return f.WithNotify(), nil }, runtime.GOARCH, nil)
+	}()
 	cancel()
 	select {
 	case err := <-done:

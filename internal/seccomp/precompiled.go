@@ -10,7 +10,23 @@ import "strings"
 // keeps the table equal to the compiler's output; regenerate it with
 // `go test ./internal/seccomp -run TestPrecompiledCurrent -update`.
 func Precompiled(preset string, notify bool, quiet []string, arch string) []SockFilter {
-	return precompiled[precompiledKey(preset, notify, quiet, arch)]
+	return precompiledFor(precompiledKey(preset, notify, quiet, arch))
+}
+
+// precompiledProgram is one table entry. The table is an array, not a
+// map: an array of constants is static data, a map is built at start.
+type precompiledProgram struct {
+	key  string
+	prog []SockFilter
+}
+
+func precompiledFor(key string) []SockFilter {
+	for i := range precompiled {
+		if precompiled[i].key == key {
+			return precompiled[i].prog
+		}
+	}
+	return nil
 }
 
 func precompiledKey(preset string, notify bool, quiet []string, arch string) string {

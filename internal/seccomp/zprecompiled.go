@@ -2,8 +2,8 @@
 
 package seccomp
 
-var precompiled = map[string][]SockFilter{
-	"default|notify|clone3|amd64": {
+var precompiled = [...]precompiledProgram{
+	{"default|notify|clone3|amd64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc000003e},
 		{0x0006, 0, 0, 0x80000000},
@@ -220,8 +220,8 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x7fff0000},
 		{0x0006, 0, 0, 0x7fc00000},
-	},
-	"default|notify|clone3|arm64": {
+	}},
+	{"default|notify|clone3|arm64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc00000b7},
 		{0x0006, 0, 0, 0x80000000},
@@ -430,8 +430,8 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x7fff0000},
 		{0x0006, 0, 0, 0x7fc00000},
-	},
-	"strict|errno||amd64": {
+	}},
+	{"strict|errno||amd64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc000003e},
 		{0x0006, 0, 0, 0x80000000},
@@ -651,8 +651,8 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x80000000},
 		{0x0006, 0, 0, 0x50026},
-	},
-	"strict|errno||arm64": {
+	}},
+	{"strict|errno||arm64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc00000b7},
 		{0x0006, 0, 0, 0x80000000},
@@ -852,8 +852,8 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x80000000},
 		{0x0006, 0, 0, 0x50026},
-	},
-	"permissive|notify|clone3|amd64": {
+	}},
+	{"permissive|notify|clone3|amd64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc000003e},
 		{0x0006, 0, 0, 0x80000000},
@@ -1023,8 +1023,8 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x7fff0000},
 		{0x0006, 0, 0, 0x7fc00000},
-	},
-	"permissive|notify|clone3|arm64": {
+	}},
+	{"permissive|notify|clone3|arm64", []SockFilter{
 		{0x0020, 0, 0, 0x4},
 		{0x0015, 1, 0, 0xc00000b7},
 		{0x0006, 0, 0, 0x80000000},
@@ -1202,5 +1202,5 @@ var precompiled = map[string][]SockFilter{
 		{0x0035, 1, 0, 0x1d8},
 		{0x0006, 0, 0, 0x7fff0000},
 		{0x0006, 0, 0, 0x7fc00000},
-	},
+	}},
 }

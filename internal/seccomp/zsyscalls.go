@@ -2,7 +2,7 @@
 
 package seccomp
 
-var syscallsAMD64 = map[int]string{
+var syscallsAMD64 = [...]string{
 	0:   "read",
 	1:   "write",
 	2:   "open",
@@ -390,7 +390,7 @@ var syscallsAMD64 = map[int]string{
 	471: "rseq_slice_yield",
 }
 
-var syscallsARM64 = map[int]string{
+var syscallsARM64 = [...]string{
 	0:   "io_setup",
 	1:   "io_destroy",
 	2:   "io_submit",
