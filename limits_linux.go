@@ -40,16 +40,22 @@ func limits(spec *linux.Spec, rep *Report, p Policy) error {
 		rl(unix.RLIMIT_STACK, uint64(l.Stack))
 		rep.add("stack", "RLIMIT_STACK", Enforced, "")
 	}
-	if l.CPUTime > 0 {
-		// Per process: a second wall behind the broker's whole-tree check.
-		secs := uint64(math.Ceil(l.CPUTime.Seconds()))
-		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
-	}
 	if l.Memory <= 0 && l.Procs <= 0 && l.CPUs <= 0 && l.CPUTime <= 0 {
 		return nil
 	}
 	cleanStaleOnce.Do(func() { cgroup.CleanStale() })
 	info := cgroupInfo()
+	if l.CPUTime > 0 {
+		// Per process. Behind the broker's exact whole-tree check it is a
+		// second wall, a second later: the kernel counts it in ticks, which
+		// a busy host can overcharge, and a judge must not see TimeLimit
+		// below the limit.
+		secs := uint64(math.Ceil(l.CPUTime.Seconds()))
+		if info.CanCreate {
+			secs++
+		}
+		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
+	}
 	if info.CanCreate {
 		// The launcher creates the group (ahead of time for a warm
 		// sandbox) and places the target in it before it runs.
