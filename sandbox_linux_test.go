@@ -527,6 +527,79 @@ func TestBrokerDeathKillsTree(t *testing.T) {
 	t.Fatalf("%d sandboxed processes outlived the broker", countProcs("sleep "+marker))
 }
 
+// SIGTERM, SIGINT or SIGHUP to airlock ends the run: the tree is killed,
+// the result is written, and no process or cgroup is left.
+func TestBrokerSignalEndsRun(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the CLI did not build")
+	}
+	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			marker := strconv.Itoa(610000 + 10*(os.Getpid()%10000) + i)
+			result := filepath.Join(t.TempDir(), "result.json")
+			cmd := exec.Command(cliBin, "run", "--memory", "64M", "--best-effort", "--result", result,
+				"--", "/bin/sh", "-c", "setsid sleep "+marker+" & sleep "+marker)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 300 && countProcs("sleep "+marker) < 2; i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := countProcs("sleep " + marker); n < 2 {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("expected 2 sleeps inside, saw %d", n)
+			}
+			groups := brokerGroups(cmd.Process.Pid)
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("airlock exited 0 after %v", sig)
+				}
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("airlock still running 5 s after %v", sig)
+			}
+			b, err := os.ReadFile(result)
+			if err != nil || !bytes.Contains(b, []byte(`"status": "Signaled"`)) {
+				t.Errorf("result after %v: %s (%v)", sig, b, err)
+			}
+			if n := countProcs("sleep " + marker); n != 0 {
+				t.Errorf("%d sandboxed processes outlived the run", n)
+			}
+			for _, g := range groups {
+				if _, err := os.Stat(g); err == nil {
+					t.Errorf("cgroup %s left behind", g)
+				}
+			}
+		})
+	}
+}
+
+// brokerGroups lists the cgroup directories that broker pid made (none
+// where this user cannot make cgroups).
+func brokerGroups(pid int) []string {
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, ctrl := range strings.Split(f[1], ",") {
+			if ctrl == "" {
+				ctrl = "unified"
+			}
+			m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctrl, f[2], fmt.Sprintf("airlock-%d-*", pid)))
+			out = append(out, m...)
+		}
+	}
+	return out
+}
+
 // countProcs counts host processes whose command line is exactly cmdline.
 func countProcs(cmdline string) int {
 	ents, _ := os.ReadDir("/proc")
