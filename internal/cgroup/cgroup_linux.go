@@ -332,7 +332,7 @@ func (g *Group) settings(s Spec) []setting {
 		add(s.Memory > 0, "memory", "memory.memsw.limit_in_bytes", mem, true)
 		add(true, "memory", "memory.swappiness", "0", true)
 		add(s.Pids > 0, "pids", "pids.max", strconv.FormatInt(s.Pids, 10), false)
-		add(s.CPUs > 0, "cpu", "cpu.cfs_period_us", strconv.Itoa(cfsPeriod), false)
+		// A new group's period is the kernel's default, cfsPeriod (100 ms).
 		add(s.CPUs > 0, "cpu", "cpu.cfs_quota_us", strconv.FormatInt(cpuQuota(s.CPUs), 10), false)
 		return out
 	}
@@ -483,7 +483,7 @@ func (g *Group) Kill() error {
 			return fmt.Errorf("cgroup: kill: %w", err)
 		}
 	}
-	if pids, err := g.procs(); err == nil && len(pids) == 0 {
+	if g.quietEmpty() {
 		g.empty.Store(true) // Close need not look again
 		return nil          // already empty: nothing to freeze
 	}
@@ -561,6 +561,24 @@ func (g *Group) procs() ([]int, error) {
 		}
 	}
 	return all, nil
+}
+
+// quietEmpty reports whether the group has no process, looking in one
+// hierarchy: every member joined all of them before it ran anything, its
+// children inherit all of them, and nothing inside can move a task.
+func (g *Group) quietEmpty() bool {
+	empty := true
+	err := walkGroups(g.list[0], func(dir string) error {
+		b, err := readSmall(filepath.Join(dir, "cgroup.procs"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if len(strings.TrimSpace(string(b))) > 0 {
+			empty = false
+		}
+		return nil
+	})
+	return err == nil && empty
 }
 
 // walkGroups calls fn for dir and every cgroup below it. A cgroup
