@@ -197,7 +197,9 @@ func (c *Cmd) Start() error {
 	if l.Stdio[1], err = c.writer(c.Stdout); err != nil {
 		return fail(&SetupError{Stage: "stdout", Err: err})
 	}
-	if c.Stderr != nil && c.Stderr == c.Stdout {
+	// One pipe serves both when they go to the same place, or both are
+	// only counted.
+	if c.Stderr == c.Stdout && (c.Stdout != nil || c.output != nil) {
 		l.Stdio[2] = l.Stdio[1]
 	} else if l.Stdio[2], err = c.writer(c.Stderr); err != nil {
 		return fail(&SetupError{Stage: "stderr", Err: err})

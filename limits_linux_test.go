@@ -42,6 +42,12 @@ func TestLimits(t *testing.T) {
 					t.Errorf("output bytes %d, want 1000", r.OutputBytes)
 				}
 			}},
+		{"output on both streams", func(l *airlock.Limits) { l.Output = 1000 }, "head -c 600 /dev/zero; head -c 600 /dev/zero >&2; sleep 5",
+			[]airlock.Status{airlock.OutputLimit}, func(t *testing.T, r *airlock.Result) {
+				if r.OutputBytes != 1000 {
+					t.Errorf("output bytes %d, want 1000", r.OutputBytes)
+				}
+			}},
 		{"file size", func(l *airlock.Limits) { l.FileSize = 1 << 20 }, "exec head -c 5000000 /dev/zero > /tmp/f",
 			[]airlock.Status{airlock.FileSizeLimit}, nil},
 		{"processes", func(l *airlock.Limits) { l.Procs = 16 }, "for i in $(seq 60); do sleep 3 & done; wait",
