@@ -293,7 +293,7 @@ func start(l *launch) (process, error) {
 	// Nothing per-run but the cgroup happens before release, so a sandbox
 	// prepared ahead may serve this run.
 	spec.Warm = eg == nil
-	hooks := linux.Hooks{CgroupFD: -1}
+	var hooks linux.Hooks
 	if eg != nil {
 		hooks.BeforeRelease = eg.setup
 	}

@@ -53,8 +53,6 @@ type Exit struct {
 // Hooks run in the broker while the child waits, after its id maps are
 // written and before it builds the sandbox.
 type Hooks struct {
-	// CgroupFD, when >= 0, places the child into that cgroup at clone time.
-	CgroupFD int
 	// BeforeRelease runs with the child's pid; an error aborts the launch.
 	BeforeRelease func(pid int) error
 }

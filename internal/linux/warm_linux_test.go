@@ -45,7 +45,7 @@ func startShell(t *testing.T, spec *Spec, script, x string) (*Process, *os.File,
 	sp.Path, sp.Args = "/bin/sh", []string{"sh", "-c", script}
 	sp.Env = []string{"PATH=/usr/bin:/bin", "X=" + x}
 	sp.Stdio = [3]int{int(inR.Fd()), int(outW.Fd()), int(outW.Fd())}
-	p, err := Start(&sp, Hooks{CgroupFD: -1})
+	p, err := Start(&sp, Hooks{})
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -162,7 +162,7 @@ func TestStdioAboveLauncherFds(t *testing.T) {
 		unix.Close(fds[1])
 		sp := *spec
 		sp.Stdio = stdio
-		p, err := Start(&sp, Hooks{CgroupFD: -1})
+		p, err := Start(&sp, Hooks{})
 		for _, fd := range stdio {
 			unix.Close(fd)
 		}
