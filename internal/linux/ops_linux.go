@@ -98,14 +98,15 @@ func (p *program) str(s string) uintptr {
 	return uintptr(unsafe.Pointer(&b[0]))
 }
 
-// bytes returns a pointer to a copy of b that lives as long as the program.
+// bytes returns a pointer to b's contents, kept alive as long as the
+// program. Not a copy: file contents run to a hundred kilobytes a launch,
+// and a warm sandbox's spec is already a private copy.
 func (p *program) bytes(b []byte) uintptr {
-	c := append([]byte(nil), b...)
-	if len(c) == 0 {
-		c = []byte{0}
+	if len(b) == 0 {
+		b = []byte{0}
 	}
-	p.keep = append(p.keep, c)
-	return uintptr(unsafe.Pointer(&c[0]))
+	p.keep = append(p.keep, b)
+	return uintptr(unsafe.Pointer(&b[0]))
 }
 
 // strv returns a NULL-terminated array of C strings.
