@@ -3,6 +3,8 @@ package airlock_test
 import (
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,6 +122,43 @@ func BenchmarkLimitsCost(b *testing.B) {
 	b.ReportMetric(ms(bn), "burst-nolimits-ms")
 	b.ReportMetric(ms(ba), "burst-limits-ms")
 	b.ReportMetric(float64(median(ba))/float64(median(bn)), "burst-limits/none")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkBrokerHeap: a run from a broker holding 256 MB of touched heap
+// against the same broker without it, in the same run. Each launch forks the
+// broker, so this ratio is what a fork server would bring to 1.
+func BenchmarkBrokerHeap(b *testing.B) {
+	p := airlock.DefaultPolicy()
+	measure := func() time.Duration {
+		var ds []time.Duration
+		for i := 0; i < b.N; i++ {
+			d, err := timeIt(airlock.Command(p, "/bin/true").Run)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, d)
+			time.Sleep(10 * time.Millisecond)
+		}
+		return median(ds)
+	}
+	debug.FreeOSMemory() // a previous call's heap must not count as small
+	small := measure()
+	heap := make([][]byte, 256)
+	for i := range heap {
+		heap[i] = make([]byte, 1<<20)
+		for j := 0; j < len(heap[i]); j += 4096 {
+			heap[i][j] = 1
+		}
+	}
+	big := measure()
+	runtime.KeepAlive(heap)
+	heap = nil
+	debug.FreeOSMemory()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(small), "small-heap-ms")
+	b.ReportMetric(ms(big), "256MB-heap-ms")
+	b.ReportMetric(float64(big)/float64(small), "256MB/small")
 	b.ReportMetric(0, "ns/op")
 }
 
