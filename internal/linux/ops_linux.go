@@ -18,8 +18,9 @@ const (
 	// kCloexecFrom marks fds args[0].. as close-on-exec, with close_range
 	// when the kernel has it and one fcntl a fd otherwise.
 	kCloexecFrom
-	// kFork forks the target: in the child it continues with the next op,
-	// in the parent (the init) it stores the pid and jumps to op args[0].
+	// kFork starts the target (forkTarget: a vfork where written for the
+	// architecture): in the child it continues with the next op, in the
+	// parent (the init) it stores the pid and jumps to op args[0].
 	kFork
 	// kReap is the init's loop: reap every child until the one whose pid is
 	// in slot args[0] exits, write its wait status and rusage to fd args[1],
@@ -73,6 +74,8 @@ type program struct {
 	stages []string
 	keep   []any
 	nslots int8
+	// init and target are the two processes' interpreter states.
+	init, target runState
 }
 
 func (p *program) stageIndex(name string) int32 {
@@ -170,31 +173,35 @@ type cloneArgs struct {
 	flags, pidfd, childTID, parentTID, exitSignal, stack, stackSize, tls, setTID, setTIDSize, cgroup uint64
 }
 
+// runState is one process's interpreter state. It lives in the program's
+// memory, not on the stack: the target shares the init's memory and stack
+// until it execs (vfork), so neither may keep state the other overwrites.
+type runState struct {
+	i       int
+	slots   [maxSlots]uintptr
+	a       [6]uintptr
+	digits  [24]byte
+	execErr syscall.Errno
+	fail    childFailure
+	ws      [2]uint64 // wait status, padding
+	ru      unix.Rusage
+}
+
 // forkRun clones a child with flags that runs prog; errFd is the write end
-// of the error pipe. It returns the child's pid and pidfd.
+// of the error pipe. It returns the child's pid and pidfd. The child (the
+// sandbox's init) runs the ops; at kFork it starts the target with
+// forkTarget and goes on at the op kFork names.
 //
 //go:norace
 //go:nocheckptr
 //go:noinline
 func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pidfd int32, err syscall.Errno) {
 	var (
-		ca      cloneArgs
-		r1      uintptr
-		e1      syscall.Errno
-		i       int
-		o       *op
-		a       [6]uintptr
-		slots   [maxSlots]uintptr
-		n, d    uintptr
-		digits  [24]byte
-		execErr syscall.Errno
-		fail    childFailure
-		ws      [2]uint64 // wait status, padding
-		ru      unix.Rusage
-		report  [2]uintptr
-		fd      uintptr
-		ops     = prog.ops
-		nops    = len(ops)
+		ca cloneArgs
+		r1 uintptr
+		e1 syscall.Errno
+		o  *op
+		st = &prog.init
 	)
 	pidfd = -1
 	ca.flags = uint64(flags) | unix.CLONE_PIDFD
@@ -204,9 +211,6 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 		ca.flags |= unix.CLONE_INTO_CGROUP
 		ca.cgroup = uint64(cgroupFd)
 	}
-	report[0] = uintptr(unsafe.Pointer(&ws[0]))
-	report[1] = uintptr(unsafe.Pointer(&ru))
-	_ = report
 
 	runtime_BeforeFork()
 	r1, _, e1 = syscall.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&ca)), unsafe.Sizeof(ca), 0)
@@ -217,8 +221,52 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 
 	// Child. From here on: raw system calls only.
 	runtime_AfterForkInChild()
-	for i = 0; i < nops; i++ {
-		o = &ops[i]
+	st.i = 0
+	for {
+		interp(prog, st, errFd) // returns only at kFork
+		o = &prog.ops[st.i]
+		r1, e1 = forkTarget(prog, errFd)
+		if e1 != 0 {
+			childFail(st, e1, errFd)
+		}
+		st.slots[o.out] = r1
+		st.i = int(o.args[0])
+	}
+}
+
+// startTarget is the target's side of forkTarget: its own copy of the
+// init's state, from the op after kFork. It does not return.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func startTarget(prog *program, errFd int) {
+	ts := &prog.target
+	ts.slots = prog.init.slots
+	ts.i = prog.init.i + 1
+	interp(prog, ts, errFd)
+	// A second kFork: the plan is wrong.
+	childFail(ts, syscall.EINVAL, errFd)
+}
+
+// interp runs prog's ops from st.i. It returns only at a kFork op (st.i
+// points at it); exec or exit end it otherwise, and a failure is reported
+// on errFd before the process exits.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func interp(prog *program, st *runState, errFd int) {
+	var (
+		r1   uintptr
+		e1   syscall.Errno
+		o    *op
+		n, d uintptr
+		fd   uintptr
+		ops  = prog.ops
+	)
+	for ; st.i < len(ops); st.i++ {
+		o = &ops[st.i]
 		switch o.kind {
 		case kCloexecFrom:
 			_, _, e1 = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, o.args[0], ^uintptr(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -229,34 +277,26 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 			}
 			continue
 		case kFork:
-			r1, _, e1 = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
-			if e1 != 0 {
-				goto failed
-			}
-			if r1 != 0 {
-				slots[o.out] = r1
-				i = int(o.args[0]) - 1
-			}
-			continue
+			return
 		case kReap:
 			for {
-				r1, _, e1 = syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&ws[0])), 0, uintptr(unsafe.Pointer(&ru)), 0, 0)
+				r1, _, e1 = syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&st.ws[0])), 0, uintptr(unsafe.Pointer(&st.ru)), 0, 0)
 				if e1 == syscall.EINTR {
 					continue
 				}
-				if e1 != 0 || r1 == slots[o.args[0]] {
+				if e1 != 0 || r1 == st.slots[o.args[0]] {
 					break
 				}
 			}
-			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&ws[0])), 8)
-			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&ru)), unsafe.Sizeof(ru))
+			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&st.ws[0])), 8)
+			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&st.ru)), unsafe.Sizeof(st.ru))
 			for {
 				syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 			}
 		case kFdPath:
-			n, d = slots[o.in], 0
+			n, d = st.slots[o.in], 0
 			for {
-				digits[d] = byte('0' + n%10)
+				st.digits[d] = byte('0' + n%10)
 				d++
 				n /= 10
 				if n == 0 {
@@ -264,7 +304,7 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 				}
 			}
 			for n = 0; n < d; n++ {
-				*(*byte)(unsafe.Add(o.buf, o.args[1]+n)) = digits[d-1-n]
+				*(*byte)(unsafe.Add(o.buf, o.args[1]+n)) = st.digits[d-1-n]
 			}
 			*(*byte)(unsafe.Add(o.buf, o.args[1]+d)) = 0
 			continue
@@ -273,47 +313,46 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 				syscall.RawSyscall(unix.SYS_EXIT_GROUP, o.args[0], 0, 0)
 			}
 		}
-		a = o.args
+		st.a = o.args
 		if o.in >= 0 {
-			a[o.inArg] = slots[o.in]
+			st.a[o.inArg] = st.slots[o.in]
 		}
 		if o.ind != nil {
 			for n = 0; n < 6; n++ {
 				if o.ind[n] != nil {
 					if o.flags&fInd32 != 0 {
-						a[n] = uintptr(*(*int32)(unsafe.Pointer(o.ind[n])))
+						st.a[n] = uintptr(*(*int32)(unsafe.Pointer(o.ind[n])))
 					} else {
-						a[n] = *o.ind[n]
+						st.a[n] = *o.ind[n]
 					}
 				}
 			}
 		}
-		r1, _, e1 = syscall.RawSyscall6(o.nr, a[0], a[1], a[2], a[3], a[4], a[5])
+		r1, _, e1 = syscall.RawSyscall6(o.nr, st.a[0], st.a[1], st.a[2], st.a[3], st.a[4], st.a[5])
 		if e1 != 0 {
 			if o.flags&fIgnoreErr != 0 || (o.flags&fEEXISTOK != 0 && e1 == syscall.EEXIST) {
 				continue
 			}
 			if o.tolerate != 0 && e1 == o.tolerate {
-				i += int(o.skipErr)
+				st.i += int(o.skipErr)
 				continue
 			}
 			if o.flags&fExecSearch != 0 && (e1 == syscall.ENOENT || e1 == syscall.ENOTDIR || e1 == syscall.EACCES) {
-				if execErr != syscall.EACCES {
-					execErr = e1
+				if st.execErr != syscall.EACCES {
+					st.execErr = e1
 				}
 				if o.flags&fExecLast == 0 {
 					continue
 				}
-				e1 = execErr
+				e1 = st.execErr
 			}
-			goto failed
+			childFail(st, e1, errFd)
 		}
 		if o.flags&fMustRead1 != 0 && r1 != 1 {
-			e1 = syscall.EPIPE
-			goto failed
+			childFail(st, syscall.EPIPE, errFd)
 		}
 		if o.out >= 0 {
-			slots[o.out] = r1
+			st.slots[o.out] = r1
 		}
 		if o.store != nil {
 			*o.store = int32(r1)
@@ -321,14 +360,20 @@ func forkRun(prog *program, flags uintptr, errFd int, cgroupFd int) (pid int, pi
 		if o.store2 != nil {
 			*o.store2 = int32(r1)
 		}
-		i += int(o.skipOK)
+		st.i += int(o.skipOK)
 	}
-	e1 = syscall.EINVAL // fell off the end: the program must exec or exit
+	childFail(st, syscall.EINVAL, errFd) // fell off the end: the program must exec or exit
+}
 
-failed:
-	fail.Op = int32(i)
-	fail.Errno = int32(e1)
-	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&fail)), unsafe.Sizeof(fail))
+// childFail reports the op at st.i and errno on errFd and exits.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func childFail(st *runState, e1 syscall.Errno, errFd int) {
+	st.fail.Op = int32(st.i)
+	st.fail.Errno = int32(e1)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errFd), uintptr(unsafe.Pointer(&st.fail)), unsafe.Sizeof(st.fail))
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 127, 0, 0)
 	}
