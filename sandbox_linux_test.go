@@ -399,6 +399,29 @@ func TestHelperBinaryNotWritable(t *testing.T) {
 	}
 }
 
+// readTerminal collects what the caller's terminal master m receives until
+// stop says enough or the read fails; each, if set, sees the text after
+// every read.
+func readTerminal(m *os.File, stop func(string) bool, each func(string)) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 65536)
+		for !stop(b.String()) {
+			k, err := m.Read(buf)
+			b.Write(buf[:k])
+			if err != nil {
+				break
+			}
+			if each != nil {
+				each(b.String())
+			}
+		}
+		out <- b.String()
+	}()
+	return out
+}
+
 // callerTerminal is a pseudo-terminal standing for the user's: the test
 // holds the master, the sandbox gets the slave as its stdio.
 func callerTerminal(t *testing.T) (master, slave *os.File) {
@@ -704,19 +727,7 @@ func TestUserNamespacesDisabledExplained(t *testing.T) {
 func TestTerminalInsideSandbox(t *testing.T) {
 	m, s := callerTerminal(t)
 	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
-	out := make(chan string)
-	go func() {
-		var b strings.Builder
-		buf := make([]byte, 4096)
-		for {
-			k, err := m.Read(buf)
-			b.Write(buf[:k])
-			if err != nil || strings.Contains(b.String(), "END") {
-				break
-			}
-		}
-		out <- b.String()
-	}()
+	out := readTerminal(m, func(s string) bool { return strings.Contains(s, "END") }, nil)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		m.Write([]byte("typed-line\n"))
@@ -746,24 +757,16 @@ func TestTerminalInsideSandbox(t *testing.T) {
 func TestTerminalResize(t *testing.T) {
 	m, s := callerTerminal(t)
 	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 10, Col: 20})
-	out := make(chan string)
-	go func() {
-		var b strings.Builder
-		buf := make([]byte, 4096)
-		for !strings.Contains(b.String(), "after=") || !strings.Contains(b.String(), "END") {
-			k, err := m.Read(buf)
-			b.Write(buf[:k])
-			if err != nil {
-				break
-			}
-			if strings.Contains(b.String(), "ready") && !strings.Contains(b.String(), "resized") {
-				b.WriteString("resized")
-				unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 160})
-				syscall.Kill(os.Getpid(), syscall.SIGWINCH)
-			}
+	resized := false
+	out := readTerminal(m, func(got string) bool {
+		return strings.Contains(got, "after=") && strings.Contains(got, "END")
+	}, func(got string) {
+		if strings.Contains(got, "ready") && !resized {
+			resized = true
+			unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 160})
+			syscall.Kill(os.Getpid(), syscall.SIGWINCH)
 		}
-		out <- b.String()
-	}()
+	})
 	cmd := airlock.Command(policy(t), "/bin/sh", "-c",
 		`echo "before=$(stty size)"; echo ready; i=0; while [ "$(stty size)" = "10 20" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; echo "after=$(stty size)"; echo END`)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
@@ -780,19 +783,7 @@ func TestTerminalResize(t *testing.T) {
 // back on that terminal, and a target writing a lot there never blocks.
 func TestTerminalStdinOnly(t *testing.T) {
 	m, s := callerTerminal(t)
-	got := make(chan string)
-	go func() {
-		var b strings.Builder
-		buf := make([]byte, 65536)
-		for !strings.Contains(b.String(), "END") {
-			k, err := m.Read(buf)
-			b.Write(buf[:k])
-			if err != nil {
-				break
-			}
-		}
-		got <- b.String()
-	}()
+	got := readTerminal(m, func(s string) bool { return strings.Contains(s, "END") }, nil)
 	var out strings.Builder
 	cmd := airlock.Command(policy(t), "/bin/sh", "-c", `head -c 200000 /dev/zero | tr '\0' x > /dev/tty; echo END > /dev/tty; echo done`)
 	cmd.Stdin, cmd.Stdout = s, &out
