@@ -58,9 +58,9 @@ var facts = sync.OnceValue(func() hostFacts {
 	// A plain read: os.ReadFile's poller set-up costs more than the file.
 	if fd, err := unix.Open("/proc/sys/kernel/cap_last_cap", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		var b [16]byte
-		n, _ := unix.Read(fd, b[:])
+		n, _ := readFull(fd, b[:])
 		unix.Close(fd)
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b[:max(n, 0)]))); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b[:n]))); err == nil {
 			h.lastCap = v
 		}
 	}
