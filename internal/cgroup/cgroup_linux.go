@@ -187,6 +187,11 @@ type Group struct {
 	list    []string          // unique dirs, in creation order
 	closed  bool
 	empty   atomic.Bool // Kill found no process left; none can join after that
+	// open are the interface files read at the end of a run, opened when
+	// the group is made: opening a file of a fresh cgroup makes its kernfs
+	// node, which costs more than the read.
+	openMu sync.Mutex
+	open   map[string]int
 }
 
 // New creates airlock-<brokerpid>-<random> below the broker's cgroup (or
@@ -264,7 +269,70 @@ func create(l layout, spec Spec, name string) (*Group, error) {
 		g.remove()
 		return nil, err
 	}
+	g.openReadFiles()
 	return g, nil
+}
+
+// openReadFiles opens what Stats and Kill read; a file that cannot be
+// opened is read by path.
+func (g *Group) openReadFiles() {
+	files := []string{filepath.Join(g.list[0], "cgroup.procs")}
+	add := func(ctrl string, names ...string) {
+		if d := g.dirs[ctrl]; d != "" {
+			for _, n := range names {
+				files = append(files, filepath.Join(d, n))
+			}
+		}
+	}
+	if g.version == 1 {
+		add("cpuacct", "cpuacct.usage")
+		add("memory", "memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes", "memory.oom_control")
+	} else {
+		add("memory", "cpu.stat", "memory.peak", "memory.events")
+	}
+	add("pids", "pids.peak", "pids.events")
+	g.open = map[string]int{}
+	for _, f := range files {
+		if fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			g.open[f] = fd
+		}
+	}
+}
+
+// closeReadFiles closes the files openReadFiles opened.
+func (g *Group) closeReadFiles() {
+	g.openMu.Lock()
+	defer g.openMu.Unlock()
+	for _, fd := range g.open {
+		unix.Close(fd)
+	}
+	g.open = nil
+}
+
+// read returns an interface file's content, from its open file when there
+// is one (a read from offset 0 makes the kernel produce it afresh).
+func (g *Group) read(path string) ([]byte, error) {
+	g.openMu.Lock()
+	defer g.openMu.Unlock()
+	fd, ok := g.open[path]
+	if !ok {
+		return readSmall(path)
+	}
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Pread(fd, buf, int64(len(b)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = append(b, buf[:n]...)
+	}
 }
 
 // enableV2 turns the wanted controllers on in parent's cgroup.subtree_control.
@@ -421,7 +489,7 @@ func (g *Group) Stats() (Stats, error) {
 		if d == "" {
 			return 0, false
 		}
-		v, ok, err := readUint(filepath.Join(d, file))
+		v, ok, err := g.readUint(filepath.Join(d, file))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -432,7 +500,7 @@ func (g *Group) Stats() (Stats, error) {
 		if d == "" {
 			return nil
 		}
-		b, err := readSmall(filepath.Join(d, file))
+		b, err := g.read(filepath.Join(d, file))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -569,7 +637,7 @@ func (g *Group) procs() ([]int, error) {
 func (g *Group) quietEmpty() bool {
 	empty := true
 	err := walkGroups(g.list[0], func(dir string) error {
-		b, err := readSmall(filepath.Join(dir, "cgroup.procs"))
+		b, err := g.read(filepath.Join(dir, "cgroup.procs"))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -625,6 +693,14 @@ func (g *Group) waitEmpty(until time.Time) bool {
 	}
 }
 
+// MarkEmpty records that the group is empty and stays so (its members
+// are gone and nothing can join it any more), as the caller knows
+// first-hand: Kill and Close need not look.
+func (g *Group) MarkEmpty() { g.empty.Store(true) }
+
+// Empty reports whether the group is known to be empty for good.
+func (g *Group) Empty() bool { return g.empty.Load() }
+
 // Close kills everything in the group and removes its directories.
 func (g *Group) Close() error {
 	if g.closed {
@@ -634,6 +710,7 @@ func (g *Group) Close() error {
 	if !g.empty.Load() {
 		kerr = g.Kill()
 	}
+	g.closeReadFiles()
 	rerr := g.remove()
 	if kerr == nil && rerr == nil {
 		g.closed = true
@@ -684,6 +761,12 @@ func CleanStale() ([]string, error) {
 }
 
 func cleanStale(l layout) ([]string, error) {
+	return removeGroups(l, func(pid int) bool { return !pidAlive(pid) })
+}
+
+// removeGroups kills and removes the airlock-<pid>-* groups below the
+// layout's directories whose broker pid matches.
+func removeGroups(l layout, match func(pid int) bool) ([]string, error) {
 	stale := map[string]*Group{}
 	var names []string
 	for _, c := range v1Controllers {
@@ -694,7 +777,7 @@ func cleanStale(l layout) ([]string, error) {
 		entries, _ := os.ReadDir(parent)
 		for _, e := range entries {
 			pid, ok := parseGroupName(e.Name())
-			if !e.IsDir() || !ok || pidAlive(pid) {
+			if !e.IsDir() || !ok || !match(pid) {
 				continue
 			}
 			g := stale[e.Name()]
@@ -786,8 +869,8 @@ func readString(path string) string {
 }
 
 // readUint reads a one-number file; ok is false when it does not exist.
-func readUint(path string) (uint64, bool, error) {
-	b, err := readSmall(path)
+func (g *Group) readUint(path string) (uint64, bool, error) {
+	b, err := g.read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
