@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("AIRLOCK_HOSTILE"); mode != "" {
 		os.Exit(hostile(mode, os.Args[1:]))
 	}
+	if mode := os.Getenv("AIRLOCK_TEST_BROKER"); mode != "" {
+		os.Exit(brokerMain(mode))
+	}
 	dir, err := os.MkdirTemp("", "airlock-test-bin-")
 	if err != nil {
 		panic(err)

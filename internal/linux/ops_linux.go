@@ -23,8 +23,8 @@ const (
 	// parent (the init) it stores the pid and jumps to op args[0].
 	kFork
 	// kReap is the init's loop: reap every child until the one whose pid is
-	// in slot args[0] exits, write its wait status and rusage to fd args[1],
-	// then exit.
+	// in slot args[0] exits, write its wait status (bit 32 set when no
+	// other process is left) and rusage to fd args[1], then exit.
 	kReap
 	// kExit ends the process with status args[0].
 	kExit
@@ -287,6 +287,14 @@ func interp(prog *program, st *runState, errFd int) {
 				if e1 != 0 || r1 == st.slots[o.args[0]] {
 					break
 				}
+			}
+			// No child left means no process left in the namespace:
+			// orphans are the init's children before their parent can be
+			// reaped. The broker then need not look in the target's group.
+			st.ws[0] &= 1<<32 - 1
+			_, _, e1 = syscall.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), 0, unix.WNOHANG|unix.WALL, 0, 0, 0)
+			if e1 == syscall.ECHILD {
+				st.ws[0] |= 1 << 32
 			}
 			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&st.ws[0])), 8)
 			syscall.RawSyscall(unix.SYS_WRITE, o.args[1], uintptr(unsafe.Pointer(&st.ru)), unsafe.Sizeof(st.ru))

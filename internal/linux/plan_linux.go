@@ -79,8 +79,8 @@ var facts = sync.OnceValue(func() hostFacts {
 // (stdio, working directory, limits, command), which the broker writes into
 // rq's block.
 //
-// join are the cgroup files (cgroup.Group.JoinFiles) the child moves itself
-// in with, first thing after the id maps.
+// join are the cgroup files (cgroup.Group.JoinFiles) the target moves
+// itself in with, first thing once forked.
 func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	pl := &plan{uid: os.Getuid(), gid: os.Getgid(), rq: rq}
 	p := &pl.prog
@@ -146,12 +146,9 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	p.keep = append(p.keep, &b)
 	p.sys("sync with broker", unix.SYS_READ, uintptr(pl.syncR), uintptr(unsafe.Pointer(&b[0])), 1).flags = fMustRead1
 	p.sys("sync with broker", unix.SYS_CLOSE, uintptr(pl.syncR))
-	for _, fd := range join {
-		p.sys("cgroup", unix.SYS_WRITE, uintptr(fd), p.str("0"), 1)
-	}
 	// Drop every fd the broker had open at the fork (other runs' pipes
 	// among them) but the ones this child uses.
-	keep := []int{pl.errW, pl.statusW, pl.notifyW, pl.ptyW}
+	keep := append([]int{pl.errW, pl.statusW, pl.notifyW, pl.ptyW}, join...)
 	if rq != nil {
 		keep = append(keep, rq.ctlR, rq.ctlW)
 	} else {
@@ -236,6 +233,13 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	gpid := p.slot()
 	forkAt := len(p.ops)
 	p.ops = append(p.ops, op{kind: kFork, in: -1, inArg: -1, out: gpid, stage: p.stageIndex("fork target")})
+	// The target joins the group before anything else; the init never
+	// does: a group holding the init would empty only after the
+	// namespaces' teardown, and the sandbox's set-up is not the run's.
+	for _, fd := range join {
+		p.sys("cgroup", unix.SYS_WRITE, uintptr(fd), p.str("0"), 1)
+		p.sys("cgroup", unix.SYS_CLOSE, uintptr(fd))
+	}
 	if rq != nil {
 		rq.waitOps(p)
 	}

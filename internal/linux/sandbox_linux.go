@@ -82,8 +82,11 @@ func onForkerThread(f func()) {
 // Start builds the sandbox described by spec and starts the target in it.
 // It returns when the target has been exec'd, or with a *StageError.
 func Start(spec *Spec, hooks Hooks) (*Process, error) {
-	pg := makeGroup(spec.Cgroup)
 	w, next := takeWarm(spec)
+	var pg *pendingGroup
+	if w == nil || w.cg == nil {
+		pg = makeGroup(spec.Cgroup)
+	}
 	if w != nil {
 		if p, err := w.run(spec, hooks, pg); err == nil {
 			p.afterWait = next
@@ -91,6 +94,9 @@ func Start(spec *Spec, hooks Hooks) (*Process, error) {
 		}
 		// A warm sandbox that failed is gone; build a fresh one, which
 		// reports the failure properly if it is not particular to it.
+		if pg == nil {
+			pg = makeGroup(spec.Cgroup)
+		}
 	}
 	p, err := startCold(spec, hooks, pg)
 	if err != nil {
@@ -381,6 +387,10 @@ func (p *Process) Wait() (Exit, error) {
 		// the caller. Everything left is killed now and reaped behind.
 		p.Kill()
 		ex.Status, ex.Reported, ex.Rusage = unix.WaitStatus(uint32(rep.ws)), true, rep.ru
+		if rep.ws>>32 == 1 && p.Cgroup != nil {
+			// Only the target's tree joins the group, and it is gone.
+			p.Cgroup.MarkEmpty()
+		}
 		ex.Cgroup = p.closeCgroup()
 		go p.reap(nil)
 		return ex, nil
@@ -408,9 +418,17 @@ func (p *Process) closeCgroup() cgroup.Stats {
 	if p.Cgroup == nil {
 		return cgroup.Stats{}
 	}
-	p.Cgroup.Kill()
+	if !p.Cgroup.Empty() {
+		p.Cgroup.Kill()
+	}
 	st, _ := p.Cgroup.Stats()
-	p.Cgroup.Close()
+	if cgroup.JanitorRunning() {
+		// Removed behind the caller's back; the janitor removes it if
+		// the broker ends first.
+		go p.Cgroup.Close()
+	} else {
+		p.Cgroup.Close()
+	}
 	return st
 }
 

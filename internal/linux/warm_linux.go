@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -315,7 +316,8 @@ var shapeSeed = maphash.MakeSeed()
 
 func shapeOf(spec *Spec) shape {
 	sh := shape{spec: Spec{Hostname: spec.Hostname, ShareNet: spec.ShareNet, HostUID: spec.HostUID, HostGID: spec.HostGID,
-		SeccompNotify: spec.SeccompNotify, Mounts: spec.Mounts, Seccomp: spec.Seccomp, Landlock: spec.Landlock}}
+		SeccompNotify: spec.SeccompNotify, Mounts: spec.Mounts, Seccomp: spec.Seccomp, Landlock: spec.Landlock,
+		Cgroup: spec.Cgroup}}
 	var h maphash.Hash
 	h.SetSeed(shapeSeed)
 	var n [8]byte
@@ -336,6 +338,16 @@ func shapeOf(spec *Spec) shape {
 	}
 	str(spec.Hostname)
 	flag(spec.ShareNet)
+	// The group's limits too: a warm sandbox is made inside its group.
+	flag(spec.Cgroup != nil)
+	if c := spec.Cgroup; c != nil {
+		str(c.Parent)
+		num(c.Memory)
+		num(c.Pids)
+		num(int64(math.Float64bits(c.CPUs)))
+		flag(c.Minimal)
+		flag(c.CPUAccounting)
+	}
 	flag(spec.SeccompNotify)
 	num(int64(spec.HostUID))
 	num(int64(spec.HostGID))
@@ -380,6 +392,9 @@ func (sh shape) same(o shape) bool {
 		a.HostUID != b.HostUID || a.HostGID != b.HostGID || len(a.Mounts) != len(b.Mounts) || !slices.Equal(a.Seccomp, b.Seccomp) {
 		return false
 	}
+	if (a.Cgroup == nil) != (b.Cgroup == nil) || a.Cgroup != nil && *a.Cgroup != *b.Cgroup {
+		return false
+	}
 	for i := range a.Mounts {
 		m, n := &a.Mounts[i], &b.Mounts[i]
 		if m.Kind != n.Kind || m.Source != n.Source || m.Dest != n.Dest || m.Writable != n.Writable || m.Size != n.Size || !bytes.Equal(m.Data, n.Data) {
@@ -402,6 +417,10 @@ func (sh shape) retained() shape {
 		c.spec.Mounts[i].Data = bytes.Clone(c.spec.Mounts[i].Data)
 	}
 	c.spec.Seccomp = slices.Clone(sh.spec.Seccomp)
+	if sh.spec.Cgroup != nil {
+		cg := *sh.spec.Cgroup
+		c.spec.Cgroup = &cg
+	}
 	return c
 }
 
@@ -449,7 +468,7 @@ func takeWarm(spec *Spec) (*warm, func()) {
 			kept = sh.retained()
 		}
 		cp := *spec
-		cp.Mounts, cp.Seccomp = kept.spec.Mounts, kept.spec.Seccomp
+		cp.Mounts, cp.Seccomp, cp.Cgroup = kept.spec.Mounts, kept.spec.Seccomp, kept.spec.Cgroup
 		next = func() { go makeWarm(kept, &cp) }
 	}
 	return w, next
@@ -466,17 +485,40 @@ func makeWarm(sh shape, spec *Spec) {
 	if err != nil {
 		return
 	}
-	pl, err := buildPlan(spec, rq, nil)
+	// The sandbox is made in its run's group where a janitor removes the
+	// group should the broker end first; elsewhere the run makes it.
+	var (
+		g    *cgroup.Group
+		join []int
+	)
+	if spec.Cgroup != nil && spec.Cgroup.Parent == "" && cgroup.StartJanitor() {
+		if g, err = cgroup.New(*spec.Cgroup); err == nil {
+			if join, err = g.JoinFiles(); err != nil {
+				g.Close()
+				g = nil
+			}
+		} else {
+			g = nil
+		}
+	}
+	defer closeFds(join)
+	pl, err := buildPlan(spec, rq, join)
 	if err != nil {
 		rq.close()
+		if g != nil {
+			g.Close()
+		}
 		return
 	}
 	proc, err := pl.fork()
 	if err != nil {
 		rq.close()
+		if g != nil {
+			g.Close()
+		}
 		return
 	}
-	w := &warm{pl: pl, proc: proc, born: time.Now(), shape: sh}
+	w := &warm{pl: pl, proc: proc, cg: g, born: time.Now(), shape: sh}
 	if err := pl.writeMaps(proc.Pid); err != nil {
 		w.discard()
 		return
@@ -528,9 +570,9 @@ func (w *warm) run(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) 
 		w.discard()
 		return nil, fmt.Errorf("warm sandbox failed before the run (%v)", err)
 	}
-	// The group is made for the run, not with the sandbox: a warm sandbox
-	// must leave nothing behind when the broker exits without discarding
-	// it. The target moves itself in when the run arrives.
+	// Without a janitor the group is made for the run, not with the
+	// sandbox (a broker that exits without discarding it would leave the
+	// group behind), and the target moves itself in when the run arrives.
 	join, owned, err := w.joinFiles(pg)
 	if err != nil {
 		w.discard()
@@ -576,10 +618,13 @@ func (w *warm) run(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) 
 // target writes "0" to (the group's files, then /dev/null repeated) and the
 // fds to close once they are sent.
 func (w *warm) joinFiles(pg *pendingGroup) (join, owned []int, err error) {
-	if w.cg, err = pg.take(); err != nil {
-		return nil, nil, err
+	made := w.cg != nil // made with the sandbox, which is in it already
+	if !made {
+		if w.cg, err = pg.take(); err != nil {
+			return nil, nil, err
+		}
 	}
-	if w.cg != nil {
+	if w.cg != nil && !made {
 		if owned, err = w.cg.JoinFiles(); err != nil {
 			return nil, nil, err
 		}
