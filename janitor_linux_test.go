@@ -155,9 +155,18 @@ func TestLimitsOnSandboxMadeAhead(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// Ready when the waiting target has joined its group.
 			var ahead []string
-			if !waitFor(5*time.Second, func() bool { ahead = brokerGroups(os.Getpid()); return len(ahead) > 0 }) {
-				t.Fatal("no group made ahead for the repeated policy")
+			if !waitFor(5*time.Second, func() bool {
+				ahead = nil
+				for _, g := range brokerGroups(os.Getpid()) {
+					if b, _ := os.ReadFile(g + "/cgroup.procs"); len(b) > 0 {
+						ahead = append(ahead, g)
+					}
+				}
+				return len(ahead) > 0
+			}) {
+				t.Fatal("no sandbox waits in a group made ahead for the repeated policy")
 			}
 			_, r, _ := run(t, p, c.script)
 			if !slices.Contains(c.want, r.Status) {
