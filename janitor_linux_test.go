@@ -112,9 +112,11 @@ func TestJanitorRemovesGroupsOfEndedBroker(t *testing.T) {
 				in.Write([]byte("\n"))
 			}
 			cmd.Wait()
+			ended := time.Now()
 			if !waitFor(5*time.Second, func() bool { return len(brokerGroups(broker)) == 0 }) {
 				t.Errorf("groups left behind: %v", brokerGroups(broker))
 			}
+			t.Logf("%d group directories removed %v after the broker ended", len(groups), time.Since(ended))
 			if !waitFor(5*time.Second, func() bool { return janitorOf(broker) == 0 }) {
 				t.Errorf("janitor %d still running", janitor)
 			}
