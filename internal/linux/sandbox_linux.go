@@ -26,6 +26,8 @@ type Process struct {
 	// Cgroup is the target's group (nil without Spec.Cgroup); Wait reads
 	// its accounting and removes it.
 	Cgroup *cgroup.Group
+	// closeLater is the group reap removes (set by Wait before reap runs).
+	closeLater *cgroup.Group
 	// Terminal is the master of the target's terminal (nil without
 	// Spec.Terminal); the caller relays it and closes it.
 	Terminal *os.File
@@ -391,14 +393,14 @@ func (p *Process) Wait() (Exit, error) {
 			// Only the target's tree joins the group, and it is gone.
 			p.Cgroup.MarkEmpty()
 		}
-		ex.Cgroup = p.closeCgroup()
+		ex.Cgroup = p.closeCgroup(true)
 		go p.reap(nil)
 		return ex, nil
 	}
 	// Without a report (the tree was killed from outside): reap first.
 	var ws unix.WaitStatus
 	err := p.reap(&ex.Rusage, &ws)
-	ex.Cgroup = p.closeCgroup()
+	ex.Cgroup = p.closeCgroup(false)
 	if err != nil {
 		return ex, err
 	}
@@ -414,7 +416,7 @@ func (p *Process) Wait() (Exit, error) {
 // closeCgroup waits until the group is empty (its tasks leave it as they
 // exit, before the namespaces are torn down), reads its final accounting
 // and removes it.
-func (p *Process) closeCgroup() cgroup.Stats {
+func (p *Process) closeCgroup(later bool) cgroup.Stats {
 	if p.Cgroup == nil {
 		return cgroup.Stats{}
 	}
@@ -422,10 +424,10 @@ func (p *Process) closeCgroup() cgroup.Stats {
 		p.Cgroup.Kill()
 	}
 	st, _ := p.Cgroup.Stats()
-	if cgroup.JanitorRunning() {
-		// Removed behind the caller's back; the janitor removes it if
-		// the broker ends first.
-		go p.Cgroup.Close()
+	if later && cgroup.JanitorRunning() {
+		// Removed behind the caller's back, once the init is reaped; the
+		// janitor removes it if the broker ends first.
+		p.closeLater = p.Cgroup
 	} else {
 		p.Cgroup.Close()
 	}
@@ -453,6 +455,10 @@ func (p *Process) reap(ru *unix.Rusage, ws ...*unix.WaitStatus) error {
 	p.mu.Unlock()
 	if next != nil {
 		next()
+	}
+	if p.closeLater != nil {
+		p.closeLater.Close()
+		p.closeLater = nil
 	}
 	if len(ws) > 0 {
 		*ws[0] = status
