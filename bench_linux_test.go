@@ -42,9 +42,10 @@ func timeIt(f func() error) (time.Duration, error) {
 	return time.Since(t), err
 }
 
-// BenchmarkStartup runs /bin/true bare, in airlock (library and CLI) and in
-// bubblewrap, interleaved, and reports medians and ratios to bubblewrap.
-// Targets: library <= 0.5x bwrap, CLI <= 0.9x bwrap.
+// BenchmarkStartup runs /bin/true bare, in airlock (library and CLI), in
+// bubblewrap and in testdata/floor (a Go program that only clones into the
+// namespaces and execs), interleaved, and reports medians and ratios to
+// bubblewrap. Targets: library <= 0.5x bwrap, CLI <= 0.9x bwrap.
 func BenchmarkStartup(b *testing.B) {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
@@ -53,9 +54,15 @@ func BenchmarkStartup(b *testing.B) {
 	if cliBin == "" {
 		b.Fatal("the CLI did not build")
 	}
+	// The floor any Go sandbox CLI pays: runtime start, the namespaced
+	// clone, exec, wait; none of airlock's sandbox set-up.
+	floor := b.TempDir() + "/floor"
+	if out, err := exec.Command("go", "build", "-o", floor, "./testdata/floor").CombinedOutput(); err != nil {
+		b.Fatalf("building testdata/floor: %v\n%s", err, out)
+	}
 	p := airlock.DefaultPolicy()
 	args := bwrapArgs()
-	var bare, lib, cli, bw []time.Duration
+	var bare, lib, cli, bw, fl []time.Duration
 	for i := 0; i < b.N; i++ {
 		for _, s := range []struct {
 			into *[]time.Duration
@@ -65,6 +72,7 @@ func BenchmarkStartup(b *testing.B) {
 			{&lib, airlock.Command(p, "/bin/true").Run},
 			{&cli, exec.Command(cliBin, "run", "--", "/bin/true").Run},
 			{&bw, exec.Command(bwrap, args...).Run},
+			{&fl, exec.Command(floor, "/bin/true").Run},
 		} {
 			d, err := timeIt(s.f)
 			if err != nil {
@@ -73,7 +81,7 @@ func BenchmarkStartup(b *testing.B) {
 			*s.into = append(*s.into, d)
 		}
 	}
-	mb, ml, mc, mw := median(bare), median(lib), median(cli), median(bw)
+	mb, ml, mc, mw, mf := median(bare), median(lib), median(cli), median(bw), median(fl)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(mb), "bare-ms")
 	b.ReportMetric(ms(ml), "library-ms")
@@ -81,6 +89,8 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(ms(mw), "bwrap-ms")
 	b.ReportMetric(float64(ml)/float64(mw), "library/bwrap")
 	b.ReportMetric(float64(mc)/float64(mw), "cli/bwrap")
+	b.ReportMetric(ms(mf), "go-floor-ms")
+	b.ReportMetric(float64(mf)/float64(mw), "go-floor/bwrap")
 	b.ReportMetric(0, "ns/op")
 }
 
