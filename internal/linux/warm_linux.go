@@ -62,7 +62,7 @@ func newRequest() (*request, error) {
 	if err != nil {
 		return nil, err
 	}
-	rq := &request{blk: new(requestBlock), ctlR: highFd(sp[0]), ctlW: highFd(sp[1])}
+	rq := &request{blk: blocks.Get().(*requestBlock), ctlR: highFd(sp[0]), ctlW: highFd(sp[1])}
 	if err := unix.SetsockoptInt(rq.ctlW, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 		rq.close()
 		return nil, err
@@ -116,7 +116,16 @@ func (rq *request) close() {
 			*fd = -1
 		}
 	}
+	if rq.blk != nil {
+		blocks.Put(rq.blk)
+		rq.blk = nil
+	}
 }
+
+// blocks recycles run blocks (256 KiB each): once a run is sent or its
+// sandbox discarded, the broker's copy is only a buffer. The sandbox reads
+// its own copy, at the same address, which the fork made.
+var blocks = sync.Pool{New: func() any { return new(requestBlock) }}
 
 // indirect returns an ind array for an op.
 func (rq *request) indirect(pairs ...any) *[6]*uintptr {
