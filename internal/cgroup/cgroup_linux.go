@@ -349,6 +349,13 @@ func enableV2(parent string, want []string, own bool) error {
 	if len(add) == 0 {
 		return nil
 	}
+	// Only what the parent has: a missing controller then shows as its
+	// missing interface files (a limit fails, accounting reads zero).
+	avail := strings.Fields(readString(filepath.Join(parent, "cgroup.controllers")))
+	add = slices.DeleteFunc(add, func(c string) bool { return !slices.Contains(avail, c[1:]) })
+	if len(add) == 0 {
+		return nil
+	}
 	sc := filepath.Join(parent, "cgroup.subtree_control")
 	err := writeFile(sc, strings.Join(add, " "))
 	if errors.Is(err, unix.EBUSY) && own {
