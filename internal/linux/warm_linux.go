@@ -495,23 +495,55 @@ func makeWarm(sh shape, spec *Spec) {
 		return
 	}
 	// The sandbox is made in its run's group where a janitor removes the
-	// group should the broker end first; elsewhere the run makes it.
+	// group should the broker end first; elsewhere the run makes it. The
+	// group is made beside the plan, which writes to maxJoin stand-in fds
+	// (/dev/null) that the group's files replace before the fork.
 	var (
-		g    *cgroup.Group
-		join []int
+		g     *cgroup.Group
+		join  []int
+		slots []int
+		made  chan struct{}
 	)
-	if spec.Cgroup != nil && spec.Cgroup.Parent == "" && cgroup.StartJanitor() {
-		if g, err = cgroup.New(*spec.Cgroup); err == nil {
-			if join, err = g.JoinFiles(); err != nil {
-				g.Close()
-				g = nil
+	if spec.Cgroup != nil && spec.Cgroup.Parent == "" {
+		made = make(chan struct{})
+		go func() {
+			defer close(made)
+			if !cgroup.StartJanitor() {
+				return
 			}
-		} else {
-			g = nil
+			ng, err := cgroup.New(*spec.Cgroup)
+			if err != nil {
+				return
+			}
+			fds, err := ng.JoinFiles()
+			if err != nil || len(fds) > maxJoin {
+				closeFds(fds)
+				ng.Close()
+				return
+			}
+			g, join = ng, fds
+		}()
+		for range maxJoin {
+			fd, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				break
+			}
+			slots = append(slots, fd)
 		}
 	}
-	defer closeFds(join)
-	pl, err := buildPlan(spec, rq, join)
+	defer closeFds(slots)
+	pl, err := buildPlan(spec, rq, slots)
+	if made != nil {
+		<-made
+		for i, fd := range join {
+			if i >= len(slots) || unix.Dup3(fd, slots[i], unix.O_CLOEXEC) != nil {
+				g.Close()
+				g = nil
+				break
+			}
+		}
+		closeFds(join)
+	}
 	if err != nil {
 		rq.close()
 		if g != nil {
