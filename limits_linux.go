@@ -46,15 +46,20 @@ func limits(spec *linux.Spec, rep *Report, p Policy) error {
 	cleanStaleOnce.Do(func() { cgroup.CleanStale() })
 	info := cgroupInfo()
 	if l.CPUTime > 0 {
-		// Per process. Behind the broker's exact whole-tree check it is a
+		// Per process. Without a cgroup it is the limit itself, hard as
+		// well as soft: SIGXCPU can be ignored (Go programs ignore it by
+		// default), so a soft limit alone would let a program run on to
+		// the hard one. Behind the broker's exact whole-tree check it is a
 		// second wall, a second later: the kernel counts it in ticks, which
 		// a busy host can overcharge, and a judge must not see TimeLimit
 		// below the limit.
 		secs := uint64(math.Ceil(l.CPUTime.Seconds()))
+		hard := secs
 		if info.CanCreate {
 			secs++
+			hard = secs + 1
 		}
-		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: secs + 1})
+		spec.Rlimits = append(spec.Rlimits, linux.Rlimit{Resource: unix.RLIMIT_CPU, Cur: secs, Max: hard})
 	}
 	if info.CanCreate {
 		// The launcher creates the group (ahead of time for a warm

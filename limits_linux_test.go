@@ -34,6 +34,12 @@ func TestLimits(t *testing.T) {
 					t.Errorf("cpu time %v below the limit that stopped it", r.CPUTime)
 				}
 			}},
+		{"cpu time, SIGXCPU ignored", func(l *airlock.Limits) { l.CPUTime = time.Second }, "trap '' XCPU; while :; do :; done",
+			[]airlock.Status{airlock.TimeLimit}, func(t *testing.T, r *airlock.Result) {
+				if r.CPUTime > 1500*time.Millisecond {
+					t.Errorf("ran %v of CPU under a 1s limit by ignoring SIGXCPU", r.CPUTime)
+				}
+			}},
 		{"cpu time of children", func(l *airlock.Limits) { l.CPUTime = 1500 * time.Millisecond }, "for i in 1 2 3; do (while :; do :; done) & done; wait",
 			[]airlock.Status{airlock.TimeLimit}, nil},
 		{"output", func(l *airlock.Limits) { l.Output = 1000 }, "yes",
