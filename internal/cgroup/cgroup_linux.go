@@ -318,21 +318,7 @@ func (g *Group) read(path string) ([]byte, error) {
 	if !ok {
 		return readSmall(path)
 	}
-	var b []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Pread(fd, buf, int64(len(b)))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = append(b, buf[:n]...)
-	}
+	return readFd(fd, path)
 }
 
 // enableV2 turns the wanted controllers on in parent's cgroup.subtree_control.
@@ -846,10 +832,15 @@ func readSmall(path string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readFd(fd, path)
+}
+
+// readFd reads fd whole from offset 0 (path names it in errors).
+func readFd(fd int, path string) ([]byte, error) {
 	var b []byte
 	buf := make([]byte, 4096)
 	for {
-		n, err := unix.Read(fd, buf)
+		n, err := unix.Pread(fd, buf, int64(len(b)))
 		if err == unix.EINTR {
 			continue
 		}
