@@ -414,8 +414,8 @@ func (p *Process) Wait() (Exit, error) {
 }
 
 // closeCgroup waits until the group is empty (its tasks leave it as they
-// exit, before the namespaces are torn down), reads its final accounting
-// and removes it.
+// exit), reads its final accounting and removes it: at once, or with later
+// and a janitor running, once reap has reaped the init.
 func (p *Process) closeCgroup(later bool) cgroup.Stats {
 	if p.Cgroup == nil {
 		return cgroup.Stats{}
