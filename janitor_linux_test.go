@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // sandbox waits ahead in its group, says "ready", then waits to be killed
 // or exits as soon as told to.
 func brokerMain(mode string) int {
+	if mode == "closed-stdio" {
+		return closedStdioBroker()
+	}
 	p := warmLimitsPolicy()
 	for i := 0; i < 3; i++ {
 		if err := airlock.Command(p, "true").Run(); err != nil {
@@ -189,4 +193,48 @@ func TestLimitsOnSandboxMadeAhead(t *testing.T) {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// closedStdioBroker runs one limited program from a broker whose fds 0-2
+// are closed, so the group's files open as low fds, and writes the
+// verdict to AIRLOCK_TEST_OUT.
+func closedStdioBroker() int {
+	out, err := os.Create(os.Getenv("AIRLOCK_TEST_OUT"))
+	if err != nil {
+		return 1
+	}
+	defer out.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 1
+	}
+	for fd := 0; fd < 3; fd++ {
+		syscall.Close(fd)
+	}
+	p := warmLimitsPolicy()
+	c := airlock.Command(p, "python3", "-c", "x = bytearray(400 << 20); x[::4096] = b'x' * len(x[::4096])")
+	c.Stdin, c.Stdout, c.Stderr = null, null, null // 0-2 stay free for the group's files
+	c.Run()
+	fmt.Fprintln(out, c.Result.Status)
+	return 0
+}
+
+// A broker run with stdin, stdout and stderr closed (a daemon) still puts
+// the program in its group: the group's files open as fds 0-2 there, and
+// the sandbox's stdio must not take their place.
+func TestLimitsFromBrokerWithClosedStdio(t *testing.T) {
+	if !privileged() {
+		t.Skip("needs cgroup delegation (this user cannot create cgroups here): the limit would be an rlimit")
+	}
+	self, _ := os.Executable()
+	res := filepath.Join(t.TempDir(), "status")
+	cmd := exec.Command(self, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), "AIRLOCK_TEST_BROKER=closed-stdio", "AIRLOCK_TEST_OUT="+res)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("broker: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(res)
+	if got := strings.TrimSpace(string(b)); got != string(airlock.MemoryLimit) {
+		t.Fatalf("400 MB under a 64 MB limit from a broker without stdio: %q, want %s", got, airlock.MemoryLimit)
+	}
 }

@@ -80,7 +80,8 @@ var facts = sync.OnceValue(func() hostFacts {
 // rq's block.
 //
 // join are the cgroup files (cgroup.Group.JoinFiles) the target moves
-// itself in with, first thing once forked.
+// itself in with, first thing once forked; they must be above stdio (the
+// init's stdio lands on 0..2 before the fork).
 func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	pl := &plan{uid: os.Getuid(), gid: os.Getgid(), rq: rq}
 	p := &pl.prog
@@ -164,8 +165,8 @@ func buildPlan(spec *Spec, rq *request, join []int) (*plan, error) {
 	// 2. stdio onto 0..2 via fds above everything in use.
 	if rq == nil {
 		base := pl.maxFd() + 1
-		for _, fd := range spec.Stdio {
-			base = max(base, fd+1) // dup3 onto itself is EINVAL
+		for _, fd := range append(spec.Stdio[:], join...) {
+			base = max(base, fd+1) // dup3 onto itself is EINVAL; join must survive
 		}
 		for i, fd := range spec.Stdio {
 			p.sys("stdio", unix.SYS_DUP3, uintptr(fd), uintptr(base+i), unix.O_CLOEXEC)

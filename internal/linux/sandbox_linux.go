@@ -154,7 +154,7 @@ func startCold(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) {
 		return nil, &StageError{Stage: "cgroup", Err: err}
 	}
 	if g != nil {
-		if join, err = g.JoinFiles(); err != nil {
+		if join, err = joinFiles(g); err != nil {
 			g.Close()
 			return nil, &StageError{Stage: "cgroup", Err: err}
 		}
@@ -172,6 +172,16 @@ func startCold(spec *Spec, hooks Hooks, pg *pendingGroup) (*Process, error) {
 		g.Close()
 	}
 	return nil, err
+}
+
+// joinFiles is g.JoinFiles above stdio: the broker may run with a closed
+// stdin, and the init's stdio lands on 0..2 before the target joins.
+func joinFiles(g *cgroup.Group) ([]int, error) {
+	fds, err := g.JoinFiles()
+	for i := range fds {
+		fds[i] = highFd(fds[i])
+	}
+	return fds, err
 }
 
 func closeFds(fds []int) {

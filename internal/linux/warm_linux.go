@@ -515,7 +515,7 @@ func makeWarm(sh shape, spec *Spec) {
 			if err != nil {
 				return
 			}
-			fds, err := ng.JoinFiles()
+			fds, err := joinFiles(ng)
 			if err != nil || len(fds) > maxJoin {
 				closeFds(fds)
 				ng.Close()
@@ -528,7 +528,7 @@ func makeWarm(sh shape, spec *Spec) {
 			if err != nil {
 				break
 			}
-			slots = append(slots, fd)
+			slots = append(slots, highFd(fd))
 		}
 	}
 	defer closeFds(slots)
@@ -666,7 +666,7 @@ func (w *warm) joinFiles(pg *pendingGroup) (join, owned []int, err error) {
 		}
 	}
 	if w.cg != nil && !made {
-		if owned, err = w.cg.JoinFiles(); err != nil {
+		if owned, err = joinFiles(w.cg); err != nil {
 			return nil, nil, err
 		}
 		if len(owned) > maxJoin {
