@@ -30,6 +30,7 @@ type linuxProcess struct {
 	onDenial  func(Denial)
 	cg        *cgroup.Group
 	exited    chan struct{}
+	cpuTimer  *time.Timer // watchCPU's next check (under mu)
 	limitHit  Status
 	policy    Policy
 	egress    *egress
@@ -45,6 +46,11 @@ func (lp *linuxProcess) kill() {
 func (lp *linuxProcess) wait() (*Result, error) {
 	ex, err := lp.p.Wait()
 	close(lp.exited)
+	lp.mu.Lock()
+	if lp.cpuTimer != nil {
+		lp.cpuTimer.Stop()
+	}
+	lp.mu.Unlock()
 	res := &Result{WallTime: time.Since(lp.start), Enforced: lp.report}
 	if lp.egress != nil {
 		res.Connections = lp.egress.close()
@@ -324,7 +330,7 @@ func start(l *launch) (process, error) {
 	lp := &linuxProcess{p: p, start: t0, report: rep, denials: map[string]*Denial{},
 		exited: make(chan struct{}), policy: l.Policy, onDenial: l.OnDenial, egress: eg, cg: p.Cgroup}
 	if lp.cg != nil && l.Policy.Limits.CPUTime > 0 {
-		go lp.watchCPU(l.Policy.Limits.CPUTime)
+		lp.watchCPU(l.Policy.Limits.CPUTime)
 	}
 	if p.Listener >= 0 {
 		ctx, cancel := context.WithCancel(context.Background())

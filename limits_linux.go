@@ -104,23 +104,32 @@ func limits(spec *linux.Spec, rep *Report, p Policy) error {
 	return nil
 }
 
-// watchCPU kills the tree when the whole tree's CPU time passes limit.
+// cpuCheckEvery is how often the broker reads the tree's CPU time.
+const cpuCheckEvery = 10 * time.Millisecond
+
+// watchCPU kills the tree when the whole tree's CPU time passes limit. The
+// checks run from a timer, not a goroutine of the run's own: most runs end
+// before the first one, and starting a goroutine wakes a thread.
 func (lp *linuxProcess) watchCPU(limit time.Duration) {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
+	var check func()
+	check = func() {
 		select {
 		case <-lp.exited:
 			return
-		case <-t.C:
-			st, err := lp.cg.Stats()
-			if err == nil && st.CPUTime > limit {
-				lp.mu.Lock()
-				lp.limitHit = TimeLimit
-				lp.mu.Unlock()
-				lp.kill()
-				return
-			}
+		default:
 		}
+		if st, err := lp.cg.Stats(); err == nil && st.CPUTime > limit {
+			lp.mu.Lock()
+			lp.limitHit = TimeLimit
+			lp.mu.Unlock()
+			lp.kill()
+			return
+		}
+		lp.mu.Lock()
+		lp.cpuTimer.Reset(cpuCheckEvery)
+		lp.mu.Unlock()
 	}
+	lp.mu.Lock()
+	lp.cpuTimer = time.AfterFunc(cpuCheckEvery, check)
+	lp.mu.Unlock()
 }

@@ -502,9 +502,12 @@ func (g *Group) Stats() (Stats, error) {
 	if g.version == 1 {
 		ns, _ := num("cpuacct", "cpuacct.usage")
 		s.CPUTime = time.Duration(ns)
-		m, _ := num("memory", "memory.max_usage_in_bytes")
-		sw, _ := num("memory", "memory.memsw.max_usage_in_bytes")
-		s.MemoryPeak = max(m, sw)
+		// Memory plus swap never peaks below memory alone.
+		if sw, ok := num("memory", "memory.memsw.max_usage_in_bytes"); ok {
+			s.MemoryPeak = sw
+		} else {
+			s.MemoryPeak, _ = num("memory", "memory.max_usage_in_bytes")
+		}
 		oc := keyed("memory", "memory.oom_control")
 		if n, ok := oc["oom_kill"]; ok {
 			s.OOMKilled = n > 0
