@@ -286,7 +286,11 @@ func (g *Group) openReadFiles() {
 	}
 	if g.version == 1 {
 		add("cpuacct", "cpuacct.usage")
-		add("memory", "memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes", "memory.oom_control")
+		peak := "memory.memsw.max_usage_in_bytes" // Stats reads memory alone only without it
+		if d := g.dirs["memory"]; d != "" && !exists(filepath.Join(d, peak)) {
+			peak = "memory.max_usage_in_bytes"
+		}
+		add("memory", peak, "memory.oom_control")
 	} else {
 		add("memory", "cpu.stat", "memory.peak", "memory.events")
 	}
