@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 	netnstest.Register("attacks", attackScenario)
 	netnstest.Register("forward", forwardScenario)
 	netnstest.Dispatch()
+	benchPeer()
 	os.Exit(m.Run())
 }
 
