@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,9 +70,37 @@ func curlScenario() any {
 		return curlRun{}
 	}
 	goSNIOK, goSNIEvil := tlsDial("example.com"), tlsDial("evil.test")
+	// Raw HTTP to web.test's address: what the server answers.
+	web := "?"
+	if a, err := res.LookupNetIP(context.Background(), "ip4", "web.test"); err == nil {
+		web = net.JoinHostPort(a[0].String(), os.Getenv("WEB_PORT"))
+	}
+	rawHTTP := func(send string) curlRun {
+		c, err := net.DialTimeout("tcp", web, 5*time.Second)
+		if err != nil {
+			return curlRun{Exit: 1, Out: err.Error()}
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(send))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			return curlRun{Exit: 1, Out: string(b) + " / " + err.Error()}
+		}
+		return curlRun{Out: string(b)}
+	}
 	return map[string]curlRun{
 		"goSNIOK":   goSNIOK,
 		"goSNIEvil": goSNIEvil,
+		// Fronting by Host through an allowed address, and by a second
+		// request on a connection whose first request was allowed.
+		"hostEvil":  run("-H", "Host: evil.test", "http://web.test:"+os.Getenv("WEB_PORT")+"/evil"),
+		"hostOther": run("-H", "Host: example.com", "http://web.test:"+os.Getenv("WEB_PORT")+"/other"),
+		"keepAlive": rawHTTP("GET /one HTTP/1.1\r\nHost: web.test\r\n\r\nGET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
+		"notHTTP":   rawHTTP("HELLO evil.test\r\n\r\n"),
+		"http10":    rawHTTP("GET /ten HTTP/1.0\r\n\r\n"),
+		// 3 MB: curl asks for 100 Continue before the body.
+		"post": run("--data-binary", "@"+os.Getenv("BODY_FILE"), "http://web.test:"+os.Getenv("WEB_PORT")+"/post"),
 		"http":      run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
 		"https":     run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
 		"denied":    run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
@@ -84,12 +114,25 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	if err != nil {
 		t.Skip("host feature missing: curl")
 	}
-	var hits atomic.Int32
+	var hits, webConns atomic.Int32
+	var hosts sync.Map
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		hosts.Store(r.Host, true)
+		if r.Method == http.MethodPost {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%s %d %s", r.URL.Path, n, r.Header.Get("Expect"))
+			return
+		}
 		fmt.Fprintf(w, "%s %s", r.URL.Path, r.Host)
 	})
-	web := httptest.NewServer(h)
+	web := httptest.NewUnstartedServer(h)
+	web.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			webConns.Add(1)
+		}
+	}
+	web.Start()
 	defer web.Close()
 	var snis sync.Map
 	tlsSrv := httptest.NewUnstartedServer(h)
@@ -111,11 +154,17 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	webPort := fmt.Sprint(web.Listener.Addr().(*net.TCPAddr).Port)
 	tlsPort := fmt.Sprint(tlsSrv.Listener.Addr().(*net.TCPAddr).Port)
 	opts.SNIPorts = []int{tlsSrv.Listener.Addr().(*net.TCPAddr).Port}
+	opts.HTTPPorts = []int{web.Listener.Addr().(*net.TCPAddr).Port}
 	p, err := netproxy.New(netproxy.Policy{Allow: []string{"web.test", "example.com"}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, sb := netnstest.Start(t, netns.Config{}, "curl", "CURL="+curl, "WEB_PORT="+webPort, "TLS_PORT="+tlsPort, "CA_FILE="+ca)
+	body := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(body, make([]byte, 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Dir(body), 0o755)
+	l, sb := netnstest.Start(t, netns.Config{}, "curl", "CURL="+curl, "BODY_FILE="+body, "WEB_PORT="+webPort, "TLS_PORT="+tlsPort, "CA_FILE="+ca)
 	defer sb.Kill()
 	if err := p.Serve(l); err != nil {
 		t.Fatal(err)
@@ -147,8 +196,49 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	if _, seen := snis.Load("example.com"); !seen {
 		t.Errorf("oracle broken: the TLS server saw no handshake for example.com")
 	}
-	if n := hits.Load(); n != 2 {
-		t.Errorf("servers got %d requests, want 2 (http and https only)", n)
+	// The HTTP Host check: the broker reads the request before it connects.
+	if got := r["hostEvil"]; got.Exit == 0 {
+		t.Errorf("a request with Host evil.test through web.test's address succeeded: %+v", got)
+	}
+	if got := r["hostOther"]; got.Exit != 0 || got.Out != "/other example.com" {
+		t.Errorf("a request with Host example.com (allowed too) through web.test's address: %+v", got)
+	}
+	if got := r["keepAlive"]; !strings.Contains(got.Out, "/one web.test") || strings.Contains(got.Out, "/two") {
+		t.Errorf("two requests on one connection: want the first answered and the connection closed: %+v", got)
+	}
+	if got := r["notHTTP"]; got.Exit == 0 || strings.Contains(got.Out, "HTTP/") {
+		t.Errorf("non-HTTP on the HTTP port got an answer: %+v", got)
+	}
+	if got := r["http10"]; !strings.HasSuffix(got.Out, "/ten web.test") {
+		t.Errorf("HTTP/1.0 without Host: want it sent with the connection's name: %+v", got)
+	}
+	if got := r["post"]; got.Exit != 0 || got.Out != "/post 3145728 100-continue" {
+		t.Errorf("3 MB POST with Expect: 100-continue: %+v", got)
+	}
+	var posted int64
+	for _, c := range p.Log() {
+		if c.Allowed && c.Name == "web.test" && c.BytesOut > posted {
+			posted = c.BytesOut
+		}
+	}
+	if posted < 3<<20 {
+		t.Errorf("the log counts at most %d bytes out for web.test, want the 3 MB body", posted)
+	}
+	if _, seen := hosts.Load("evil.test"); seen {
+		t.Errorf("the web server got a request for Host evil.test")
+	}
+	if n := webConns.Load(); n != 5 {
+		t.Errorf("the web server accepted %d connections, want 5 (http, hostOther, keepAlive, http10, post)", n)
+	}
+	if n := hits.Load(); n != 6 {
+		t.Errorf("servers got %d requests, want 6 (http, https, hostOther, keepAlive's first, http10, post)", n)
+	}
+	refusedHost := false
+	for _, c := range p.Log() {
+		refusedHost = refusedHost || (!c.Allowed && c.Name == "web.test" && strings.Contains(c.Reason, `HTTP Host "evil.test"`))
+	}
+	if !refusedHost {
+		t.Errorf("the fronted request is not logged as refused: %+v", p.Log())
 	}
 	for _, c := range p.Log() {
 		if c.Allowed && c.Name != "web.test" && c.Name != "example.com" {

@@ -131,20 +131,21 @@ func attackScenario() any {
 	metaFake := lookup("ip4", "meta.test")
 	loopFake := lookup("ip4", "loop.test")
 
-	talk := func(addr string) outcome {
+	say := func(addr, msg string) outcome {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			return outcome{Err: err.Error(), Reset: isRefused(err)}
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "hello\n")
+		fmt.Fprint(c, msg)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
 			return outcome{Err: err.Error(), Reset: isRefused(err)}
 		}
 		return outcome{Reply: line}
 	}
+	talk := func(addr string) outcome { return say(addr, "hello\n") }
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
 		r.Interfaces = append(r.Interfaces, i.Name)
@@ -166,7 +167,8 @@ func attackScenario() any {
 	r.Steps["literalIP"] = talk("192.0.2.77:" + deniedPort)
 	r.Steps["literalIPv6"] = talk("[2001:db8::77]:" + deniedPort)
 	r.Steps["metadata"] = talk("169.254.169.254:80")
-	r.Steps["metaName"] = talk(net.JoinHostPort(metaFake, "80"))
+	// Port 80 carries HTTP: the request must parse before the name is tried.
+	r.Steps["metaName"] = say(net.JoinHostPort(metaFake, "80"), "GET /latest/meta-data/ HTTP/1.0\r\nHost: meta.test\r\n\r\n")
 	r.Steps["loopName"] = talk(net.JoinHostPort(loopFake, deniedPort))
 	r.Steps["unknownFake"] = talk("198.18.200.1:" + allowedPort)
 	r.Steps["allowedWrongPort"] = talk(net.JoinHostPort(r.Fake4, "1"))

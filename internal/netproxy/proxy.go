@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ type Options struct {
 	// ClientHello first and refuses a server name the policy does not allow
 	// (default 443). Only client-first protocols belong here.
 	SNIPorts []int
+	// HTTPPorts are the captured ports that carry plain HTTP (default 80):
+	// the broker reads the request first and refuses a Host the policy
+	// does not allow, and forwards one request per connection.
+	HTTPPorts []int
 	// MaxConns caps the sockets the broker holds for this sandbox (default
 	// 2048); connections beyond it are reset and logged.
 	MaxConns int
@@ -103,6 +108,9 @@ func New(policy Policy, opts Options) (*Proxy, error) {
 	}
 	if opts.SNIPorts == nil {
 		opts.SNIPorts = []int{443}
+	}
+	if opts.HTTPPorts == nil {
+		opts.HTTPPorts = []int{80}
 	}
 	if opts.MaxConns == 0 {
 		opts.MaxConns = 2048
@@ -426,7 +434,9 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 		return
 	}
 	var prelude []byte
-	if slices.Contains(p.opts.SNIPorts, int(dst.Port())) {
+	checkSNI := slices.Contains(p.opts.SNIPorts, int(dst.Port()))
+	plainHTTP := name != "" && slices.Contains(p.opts.HTTPPorts, int(dst.Port()))
+	if checkSNI || plainHTTP {
 		if ok, why := p.checkDestination(name, addr, dst.Port()); !ok {
 			entry.Name, entry.IP, entry.Port, entry.Reason = name, addr.String(), int(dst.Port()), why
 			if !addr.IsValid() {
@@ -436,6 +446,13 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 			reset(c)
 			return
 		}
+	}
+	if plainHTTP {
+		p.captureHTTP(c, name, addr, dst, &entry)
+		p.record(entry)
+		return
+	}
+	if checkSNI {
 		sni, isTLS, read := peekSNI(c, 5*time.Second)
 		prelude = read
 		if why := p.frontedName(name, sni, isTLS, dst.Port()); why != "" {
@@ -462,11 +479,94 @@ func (p *Proxy) frontedName(name, sni string, isTLS bool, port uint16) string {
 	if !isTLS || name == "" || sni == "" || sni == name {
 		return ""
 	}
-	n, ok := canonicalName(sni)
+	return p.otherName("TLS server name", sni, port)
+}
+
+// otherName is why a name a connection carries for another host than the
+// one it was made for is refused, or "" when that name is allowed too.
+func (p *Proxy) otherName(what, other string, port uint16) string {
+	n, ok := canonicalName(other)
 	if allowed, why := p.m.checkName(n, port); !ok || !allowed {
-		return "TLS server name " + strconv.Quote(sni) + " " + why
+		if !ok {
+			why = "is not a host name"
+		}
+		return what + " " + strconv.Quote(other) + " " + why
 	}
 	return ""
+}
+
+// captureHTTP serves a captured plain-HTTP connection made for name. The
+// Host of the request must be that name (or its address) or itself
+// allowed: otherwise an allowed address shared by many sites (a CDN) would
+// reach any of them by Host. A later request on the same connection would
+// go unchecked, so exactly one request goes out, with Connection: close;
+// anything the client sends after it is dropped. What is not HTTP/1.x is
+// refused.
+func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst netip.AddrPort, entry *Conn) {
+	entry.Name, entry.Port = name, int(dst.Port())
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	req, err := http.ReadRequest(br)
+	if err == nil && req.ProtoMajor != 1 {
+		err = errors.New("not HTTP/1.x: " + req.Proto)
+	}
+	if err != nil {
+		entry.Reason = "not an HTTP request on an HTTP port: " + err.Error()
+		reset(c)
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	host := req.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	switch {
+	case host == "" || host == dst.Addr().String():
+		req.Host = name
+	case !strings.EqualFold(host, name):
+		if why := p.otherName("HTTP Host", host, dst.Port()); why != "" {
+			entry.Reason = why
+			reset(c)
+			return
+		}
+	}
+	up := p.dial(name, addr, dst.Port(), entry)
+	if up == nil {
+		reset(c)
+		return
+	}
+	if !p.hold(up) {
+		return
+	}
+	defer p.release(up)
+	req.Close = true
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = []string{""} // Write adds Go's otherwise
+	}
+	// The response flows back while the request goes out: a client that
+	// waits for 100 Continue before its body must see it.
+	done := make(chan int64)
+	go func() {
+		n, _ := pump(c, up)
+		c.CloseWrite()
+		done <- n
+	}()
+	cw := &countWriter{w: up}
+	if err := req.Write(cw); err != nil {
+		entry.Reason += "; forward failed: " + err.Error()
+		up.Close()
+	} else {
+		// Further requests are not carried; the client's end of input
+		// still reaches the server.
+		if _, err := io.Copy(io.Discard, br); err == nil {
+			closeWrite(up)
+		} else {
+			up.Close()
+		}
+	}
+	entry.BytesOut = cw.n
+	entry.BytesIn = <-done
 }
 
 // prefixed reads first what was already buffered, then the connection.
@@ -673,6 +773,9 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 	req.Header.Del("Proxy-Connection")
 	req.Header.Del("Proxy-Authorization")
 	req.Close = true
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = []string{""} // Write adds Go's otherwise
+	}
 	cw := &countWriter{w: up}
 	if err := req.Write(cw); err != nil {
 		entry.BytesOut = cw.n
