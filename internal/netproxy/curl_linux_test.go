@@ -100,12 +100,12 @@ func curlScenario() any {
 		"notHTTP":   rawHTTP("HELLO evil.test\r\n\r\n"),
 		"http10":    rawHTTP("GET /ten HTTP/1.0\r\n\r\n"),
 		// 3 MB: curl asks for 100 Continue before the body.
-		"post": run("--data-binary", "@"+os.Getenv("BODY_FILE"), "http://web.test:"+os.Getenv("WEB_PORT")+"/post"),
-		"http":      run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
-		"https":     run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
-		"denied":    run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
-		"metadata":  run("http://169.254.169.254/latest/meta-data/"),
-		"literal":   run("http://127.0.0.1:" + os.Getenv("WEB_PORT") + "/"),
+		"post":     run("--data-binary", "@"+os.Getenv("BODY_FILE"), "http://web.test:"+os.Getenv("WEB_PORT")+"/post"),
+		"http":     run("http://web.test:" + os.Getenv("WEB_PORT") + "/curl"),
+		"https":    run("--cacert", os.Getenv("CA_FILE"), "https://example.com:"+os.Getenv("TLS_PORT")+"/tls"),
+		"denied":   run("http://denied.test:" + os.Getenv("WEB_PORT") + "/"),
+		"metadata": run("http://169.254.169.254/latest/meta-data/"),
+		"literal":  run("http://127.0.0.1:" + os.Getenv("WEB_PORT") + "/"),
 	}
 }
 
