@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -504,9 +505,7 @@ func (p *Proxy) otherName(what, other string, port uint16) string {
 // refused.
 func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst netip.AddrPort, entry *Conn) {
 	entry.Name, entry.Port = name, int(dst.Port())
-	br := bufio.NewReader(c)
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	req, err := http.ReadRequest(br)
+	req, br, err := readRequestHead(c)
 	if err == nil && req.ProtoMajor != 1 {
 		err = errors.New("not HTTP/1.x: " + req.Proto)
 	}
@@ -515,7 +514,6 @@ func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst ne
 		reset(c)
 		return
 	}
-	c.SetReadDeadline(time.Time{})
 	host := req.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -692,16 +690,36 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// handleHTTP serves one request of a proxy-aware client: CONNECT host:port,
-// or a plain http:// request forwarded with Connection: close.
-func (p *Proxy) handleHTTP(c *net.TCPConn) {
-	br := bufio.NewReader(c)
+// maxRequestHead bounds the request line and headers the broker reads
+// from the sandbox: http.ReadRequest alone buffers them without limit.
+const maxRequestHead = 1 << 20
+
+// readRequestHead reads a request's head from c, within 30 s and
+// maxRequestHead bytes; the body then reads from the returned reader
+// without that bound.
+func readRequestHead(c *net.TCPConn) (*http.Request, *bufio.Reader, error) {
+	lr := &io.LimitedReader{R: c, N: maxRequestHead}
+	br := bufio.NewReader(lr)
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		return
+		if lr.N <= 0 {
+			err = errors.New("request line and headers over 1 MiB")
+		}
+		return nil, nil, err
 	}
 	c.SetReadDeadline(time.Time{})
+	lr.N = math.MaxInt64
+	return req, br, nil
+}
+
+// handleHTTP serves one request of a proxy-aware client: CONNECT host:port,
+// or a plain http:// request forwarded with Connection: close.
+func (p *Proxy) handleHTTP(c *net.TCPConn) {
+	req, br, err := readRequestHead(c)
+	if err != nil {
+		return
+	}
 	entry := Conn{Time: time.Now(), Proto: "http"}
 	var host, portStr string
 	if req.Method == http.MethodConnect {

@@ -2,6 +2,7 @@ package netproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -185,5 +186,38 @@ func TestConnectTunnelChecksSNI(t *testing.T) {
 	}
 	if !logged {
 		t.Errorf("the fronted tunnel is not logged as refused: %+v", p.Log())
+	}
+}
+
+// A request head without end must not make the broker buffer it all: it
+// stops reading at maxRequestHead and drops the connection.
+func TestRequestHeadBounded(t *testing.T) {
+	p, err := New(Policy{Allow: []string{"ok.test"}}, Options{Resolver: fixedResolver{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := hostListeners(t)
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", l.HTTP.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "GET http://ok.test/ HTTP/1.1\r\nHost: ok.test\r\nX-Long: ")
+	chunk := bytes.Repeat([]byte("a"), 64<<10)
+	var sent int
+	for sent < 256<<20 {
+		n, err := c.Write(chunk)
+		sent += n
+		if err != nil {
+			break
+		}
+	}
+	if sent >= 64<<20 {
+		t.Errorf("the broker read %d MiB of one request head", sent>>20)
 	}
 }
