@@ -496,23 +496,38 @@ func (p *Proxy) otherName(what, other string, port uint16) string {
 	return ""
 }
 
-// captureHTTP serves a captured plain-HTTP connection made for name. The
-// Host of the request must be that name (or its address) or itself
-// allowed: otherwise an allowed address shared by many sites (a CDN) would
-// reach any of them by Host. A later request on the same connection would
-// go unchecked, so exactly one request goes out, with Connection: close;
-// anything the client sends after it is dropped. What is not HTTP/1.x is
-// refused.
+// captureHTTP serves a captured plain-HTTP connection made for name; see
+// checkHost and forwardOne.
 func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst netip.AddrPort, entry *Conn) {
 	entry.Name, entry.Port = name, int(dst.Port())
-	req, br, err := readRequestHead(c)
-	if err == nil && req.ProtoMajor != 1 {
-		err = errors.New("not HTTP/1.x: " + req.Proto)
-	}
+	h := newHeadReader(c)
+	req, err := h.next()
 	if err != nil {
 		entry.Reason = "not an HTTP request on an HTTP port: " + err.Error()
 		reset(c)
 		return
+	}
+	if why := p.checkHost(req, name, dst.Addr().String(), dst.Port()); why != "" {
+		entry.Reason = why
+		reset(c)
+		return
+	}
+	up := p.dial(name, addr, dst.Port(), entry)
+	if up == nil {
+		reset(c)
+		return
+	}
+	p.forwardOne(c, h.br, up, req, entry)
+}
+
+// checkHost refuses a request whose Host is neither the name the
+// connection was made for (or the address it was made to) nor itself
+// allowed: otherwise an allowed address shared by many sites (a CDN) would
+// reach any of them by Host. A request without Host gets the name. It
+// returns why, or "".
+func (p *Proxy) checkHost(req *http.Request, name, addr string, port uint16) string {
+	if req.ProtoMajor != 1 {
+		return "not an HTTP request on an HTTP port: not HTTP/1.x: " + req.Proto
 	}
 	host := req.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -520,20 +535,19 @@ func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst ne
 	}
 	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
 	switch {
-	case host == "" || host == dst.Addr().String():
+	case host == "" || host == addr:
 		req.Host = name
 	case !strings.EqualFold(host, name):
-		if why := p.otherName("HTTP Host", host, dst.Port()); why != "" {
-			entry.Reason = why
-			reset(c)
-			return
-		}
+		return p.otherName("HTTP Host", host, port)
 	}
-	up := p.dial(name, addr, dst.Port(), entry)
-	if up == nil {
-		reset(c)
-		return
-	}
+	return ""
+}
+
+// forwardOne sends req, and nothing after it, to up and the answer back to
+// c. A later request on the same connection would go unchecked, so the
+// request goes out with Connection: close and whatever the client sends
+// after it is dropped; the client's end of input still reaches the server.
+func (p *Proxy) forwardOne(c *net.TCPConn, br *bufio.Reader, up net.Conn, req *http.Request, entry *Conn) {
 	if !p.hold(up) {
 		return
 	}
@@ -554,17 +568,13 @@ func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst ne
 	if err := req.Write(cw); err != nil {
 		entry.Reason += "; forward failed: " + err.Error()
 		up.Close()
+	} else if _, err := io.Copy(io.Discard, br); err == nil {
+		closeWrite(up)
 	} else {
-		// Further requests are not carried; the client's end of input
-		// still reaches the server.
-		if _, err := io.Copy(io.Discard, br); err == nil {
-			closeWrite(up)
-		} else {
-			up.Close()
-		}
+		up.Close()
 	}
-	entry.BytesOut = cw.n
-	entry.BytesIn = <-done
+	entry.BytesOut += cw.n
+	entry.BytesIn += <-done
 }
 
 // prefixed reads first what was already buffered, then the connection.
@@ -694,32 +704,44 @@ func closeWrite(c net.Conn) {
 // from the sandbox: http.ReadRequest alone buffers them without limit.
 const maxRequestHead = 1 << 20
 
-// readRequestHead reads a request's head from c, within 30 s and
-// maxRequestHead bytes; the body then reads from the returned reader
-// without that bound.
-func readRequestHead(c *net.TCPConn) (*http.Request, *bufio.Reader, error) {
-	lr := &io.LimitedReader{R: c, N: maxRequestHead}
-	br := bufio.NewReader(lr)
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	req, err := http.ReadRequest(br)
+// headReader reads requests from a sandbox connection, each head within
+// 30 s and maxRequestHead bytes; bodies read from br without that bound.
+type headReader struct {
+	c  *net.TCPConn
+	lr io.LimitedReader
+	br *bufio.Reader
+}
+
+func newHeadReader(c *net.TCPConn) *headReader {
+	h := &headReader{c: c, lr: io.LimitedReader{R: c}}
+	h.br = bufio.NewReader(&h.lr)
+	return h
+}
+
+func (h *headReader) next() (*http.Request, error) {
+	h.lr.N = maxRequestHead
+	h.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	req, err := http.ReadRequest(h.br)
 	if err != nil {
-		if lr.N <= 0 {
+		if h.lr.N <= 0 {
 			err = errors.New("request line and headers over 1 MiB")
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	c.SetReadDeadline(time.Time{})
-	lr.N = math.MaxInt64
-	return req, br, nil
+	h.c.SetReadDeadline(time.Time{})
+	h.lr.N = math.MaxInt64
+	return req, nil
 }
 
 // handleHTTP serves one request of a proxy-aware client: CONNECT host:port,
 // or a plain http:// request forwarded with Connection: close.
 func (p *Proxy) handleHTTP(c *net.TCPConn) {
-	req, br, err := readRequestHead(c)
+	h := newHeadReader(c)
+	req, err := h.next()
 	if err != nil {
 		return
 	}
+	br := h.br
 	entry := Conn{Time: time.Now(), Proto: "http"}
 	var host, portStr string
 	if req.Method == http.MethodConnect {
@@ -759,6 +781,27 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 	if req.Method == http.MethodConnect {
 		if _, err := c.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
 			up.Close()
+			p.record(entry)
+			return
+		}
+		// A tunnel to a name on an HTTP port carries one checked request,
+		// like a captured connection.
+		if name != "" && slices.Contains(p.opts.HTTPPorts, int(port)) {
+			treq, err := h.next()
+			why := ""
+			if err != nil {
+				why = "not an HTTP request on an HTTP port: " + err.Error()
+			} else {
+				why = p.checkHost(treq, name, host, uint16(port))
+			}
+			if why != "" {
+				entry.Allowed, entry.Reason = false, why
+				up.Close()
+				p.record(entry)
+				reset(c)
+				return
+			}
+			p.forwardOne(c, br, up, treq, &entry)
 			p.record(entry)
 			return
 		}

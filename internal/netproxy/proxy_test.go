@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +222,63 @@ func TestRequestHeadBounded(t *testing.T) {
 	}
 	if sent >= 64<<20 {
 		t.Errorf("the broker read %d MiB of one request head", sent>>20)
+	}
+}
+
+// A CONNECT tunnel to a name on an HTTP port is held to the same Host
+// check as a captured connection: checked from the server's side.
+func TestConnectTunnelChecksHost(t *testing.T) {
+	var mu sync.Mutex
+	var hosts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host+r.URL.Path)
+		mu.Unlock()
+		fmt.Fprint(w, "hi")
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	lo := netip.MustParseAddr("127.0.0.1")
+	opts := Options{Resolver: fixedResolver{"ok.test": {lo}, "also.test": {lo}}, HTTPPorts: []int{port}}
+	PermitForTest(&opts, lo)
+	p, err := New(Policy{Allow: []string{"ok.test", "also.test"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := hostListeners(t)
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	tunnel := func(send string) string {
+		c, err := net.Dial("tcp", l.HTTP.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test:%d\r\n\r\n", port, port)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT ok.test: %v %v", resp, err)
+		}
+		fmt.Fprint(c, send)
+		b, _ := io.ReadAll(br)
+		return string(b)
+	}
+	if out := tunnel("GET /evil HTTP/1.1\r\nHost: evil.test\r\n\r\n"); out != "" {
+		t.Errorf("Host evil.test through a tunnel to ok.test was answered: %q", out)
+	}
+	if out := tunnel("GET /also HTTP/1.1\r\nHost: also.test\r\n\r\n"); !strings.HasSuffix(out, "hi") {
+		t.Errorf("Host also.test (allowed) through a tunnel to ok.test: %q", out)
+	}
+	if out := tunnel("GET /one HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n"); strings.Count(out, "HTTP/1.1 200") != 1 {
+		t.Errorf("two requests in a tunnel: want one answer, got %q", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"also.test/also", "ok.test/one"}; !slices.Equal(hosts, want) {
+		t.Errorf("the server saw %q, want %q", hosts, want)
 	}
 }
