@@ -233,7 +233,14 @@ func Start(plan *Plan, cmd Command, j *Journal) (_ *Process, err error) {
 		return nil, fmt.Errorf("assign to job: %w", err)
 	}
 	if !inJob(pi.Process, p.job) {
+		// A suspended process that ended on its own (its loader failed)
+		// leaves the job too; say which it was.
+		var code uint32
+		ended := xwin.GetExitCodeProcess(pi.Process, &code) == nil && code != 259 // STILL_ACTIVE
 		xwin.TerminateProcess(pi.Process, 1)
+		if ended {
+			return nil, fmt.Errorf("the process ended before it was resumed (exit code %#x); it is not in the sandbox job", code)
+		}
 		return nil, errors.New("the process is not in the sandbox job")
 	}
 	if _, err := xwin.ResumeThread(pi.Thread); err != nil {
