@@ -54,6 +54,31 @@ type benchResult struct {
 // serveSink: "b" reads until EOF and answers the byte count; "e" echoes
 // one byte per connection.
 func serveSink(ln net.Listener) {
+	serveEach(ln, func(c net.Conn) {
+		var op [1]byte
+		if _, err := io.ReadFull(c, op[:]); err != nil {
+			return
+		}
+		if op[0] != 'b' {
+			c.Write(op[:])
+			return
+		}
+		buf := make([]byte, sinkReadSize)
+		var n int64
+		for {
+			m, err := c.Read(buf)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprintf(c, "%d\n", n)
+	})
+}
+
+// serveEach accepts until ln is closed and serves each connection in a
+// goroutine of its own, closing it after.
+func serveEach(ln net.Listener, serve func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -61,24 +86,7 @@ func serveSink(ln net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			var op [1]byte
-			if _, err := io.ReadFull(c, op[:]); err != nil {
-				return
-			}
-			if op[0] != 'b' {
-				c.Write(op[:])
-				return
-			}
-			buf := make([]byte, sinkReadSize)
-			var n int64
-			for {
-				m, err := c.Read(buf)
-				n += int64(m)
-				if err != nil {
-					break
-				}
-			}
-			fmt.Fprintf(c, "%d\n", n)
+			serve(c)
 		}()
 	}
 }
@@ -179,24 +187,15 @@ func plainRelay(b *testing.B, target string) string {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { netproxy.Pump(up, c); up.(*net.TCPConn).CloseWrite() }()
-				netproxy.Pump(c, up)
-			}()
+	go serveEach(ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
+		defer up.Close()
+		go func() { netproxy.Pump(up, c); up.(*net.TCPConn).CloseWrite() }()
+		netproxy.Pump(c, up)
+	})
 	return ln.Addr().String()
 }
 

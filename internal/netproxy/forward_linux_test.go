@@ -55,28 +55,19 @@ func forwardScenario() any {
 	defer ln.Close()
 	quit := make(chan struct{})
 	var served atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					return
-				}
-				served.Add(1)
-				fmt.Fprintf(c, "sandbox got %s", line)
-				if line == "quit\n" {
-					close(quit)
-					return
-				}
-				io.Copy(io.Discard, c)
-			}()
+	go serveEach(ln, func(c net.Conn) {
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
 		}
-	}()
+		served.Add(1)
+		fmt.Fprintf(c, "sandbox got %s", line)
+		if line == "quit\n" {
+			close(quit)
+			return
+		}
+		io.Copy(io.Discard, c)
+	})
 	select {
 	case <-quit:
 	case <-time.After(60 * time.Second):

@@ -116,6 +116,40 @@ func TestHTTPProxyAndClose(t *testing.T) {
 	}
 }
 
+// tunnelProxy serves a proxy that allows ok.test and also.test, both
+// at 127.0.0.1, on host listeners; opts adds the checked ports.
+func tunnelProxy(t *testing.T, opts Options) (*Proxy, *netns.Listeners) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	opts.Resolver = fixedResolver{"ok.test": {lo}, "also.test": {lo}}
+	PermitForTest(&opts, lo)
+	p, err := New(Policy{Allow: []string{"ok.test", "also.test"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	l := hostListeners(t)
+	if err := p.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	return p, l
+}
+
+// tunnelTo opens a CONNECT tunnel to ok.test:port through l's proxy port.
+func tunnelTo(t *testing.T, l *netns.Listeners, port int) (net.Conn, *bufio.Reader) {
+	c, err := net.Dial("tcp", l.HTTP.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test:%d\r\n\r\n", port, port)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		c.Close()
+		t.Fatalf("CONNECT ok.test: %v %v", resp, err)
+	}
+	return c, br
+}
+
 // A CONNECT tunnel to an allowed name carrying a TLS ClientHello for
 // another name (CDN fronting) is cut before the upstream sees a byte,
 // unless that name is allowed too; the refusal is logged.
@@ -141,30 +175,10 @@ func TestConnectTunnelChecksSNI(t *testing.T) {
 		}
 	}()
 	port := up.Addr().(*net.TCPAddr).Port
-	lo := netip.MustParseAddr("127.0.0.1")
-	opts := Options{Resolver: fixedResolver{"ok.test": {lo}, "also.test": {lo}}, SNIPorts: []int{port}}
-	PermitForTest(&opts, lo)
-	p, err := New(Policy{Allow: []string{"ok.test", "also.test"}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	l := hostListeners(t)
-	if err := p.Serve(l); err != nil {
-		t.Fatal(err)
-	}
+	p, l := tunnelProxy(t, Options{SNIPorts: []int{port}})
 	hello := func(sni string) (upstreamBytes int) {
-		c, err := net.Dial("tcp", l.HTTP.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, _ := tunnelTo(t, l, port)
 		defer c.Close()
-		fmt.Fprintf(c, "CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test:%d\r\n\r\n", port, port)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("CONNECT ok.test: %v %v", resp, err)
-		}
 		c.SetDeadline(time.Now().Add(3 * time.Second))
 		tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
 		select {
@@ -238,31 +252,11 @@ func TestConnectTunnelChecksHost(t *testing.T) {
 	}))
 	defer srv.Close()
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	lo := netip.MustParseAddr("127.0.0.1")
-	opts := Options{Resolver: fixedResolver{"ok.test": {lo}, "also.test": {lo}}, HTTPPorts: []int{port}}
-	PermitForTest(&opts, lo)
-	p, err := New(Policy{Allow: []string{"ok.test", "also.test"}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	l := hostListeners(t)
-	if err := p.Serve(l); err != nil {
-		t.Fatal(err)
-	}
+	_, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
 	tunnel := func(send string) string {
-		c, err := net.Dial("tcp", l.HTTP.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, br := tunnelTo(t, l, port)
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "CONNECT ok.test:%d HTTP/1.1\r\nHost: ok.test:%d\r\n\r\n", port, port)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("CONNECT ok.test: %v %v", resp, err)
-		}
 		fmt.Fprint(c, send)
 		b, _ := io.ReadAll(br)
 		return string(b)
