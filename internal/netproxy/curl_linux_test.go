@@ -96,7 +96,8 @@ func curlScenario() any {
 		// request on a connection whose first request was allowed.
 		"hostEvil":  run("-H", "Host: evil.test", "http://web.test:"+os.Getenv("WEB_PORT")+"/evil"),
 		"hostOther": run("-H", "Host: example.com", "http://web.test:"+os.Getenv("WEB_PORT")+"/other"),
-		"keepAlive": rawHTTP("GET /one HTTP/1.1\r\nHost: web.test\r\n\r\nGET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
+		"keepAlive": rawHTTP("GET /one HTTP/1.1\r\nHost: web.test\r\n\r\nGET /two HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n"),
+		"keepEvil":  rawHTTP("GET /three HTTP/1.1\r\nHost: web.test\r\n\r\nGET /four HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
 		"notHTTP":   rawHTTP("HELLO evil.test\r\n\r\n"),
 		"http10":    rawHTTP("GET /ten HTTP/1.0\r\n\r\n"),
 		// 3 MB: curl asks for 100 Continue before the body.
@@ -119,6 +120,7 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		hosts.Store(r.Host, true)
+		hosts.Store(r.Host+r.URL.Path, true)
 		if r.Method == http.MethodPost {
 			n, _ := io.Copy(io.Discard, r.Body)
 			fmt.Fprintf(w, "%s %d %s", r.URL.Path, n, r.Header.Get("Expect"))
@@ -203,8 +205,14 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	if got := r["hostOther"]; got.Exit != 0 || got.Out != "/other example.com" {
 		t.Errorf("a request with Host example.com (allowed too) through web.test's address: %+v", got)
 	}
-	if got := r["keepAlive"]; !strings.Contains(got.Out, "/one web.test") || strings.Contains(got.Out, "/two") {
-		t.Errorf("two requests on one connection: want the first answered and the connection closed: %+v", got)
+	if got := r["keepAlive"]; !strings.Contains(got.Out, "/one web.test") || !strings.Contains(got.Out, "/two example.com") {
+		t.Errorf("two allowed requests on one connection: want both answered: %+v", got)
+	}
+	if got := r["keepEvil"]; !strings.Contains(got.Out, "/three web.test") || strings.Contains(got.Out, "/four") {
+		t.Errorf("requests for web.test then evil.test on a kept connection: want the first answered only: %+v", got)
+	}
+	if _, seen := hosts.Load("web.test/three"); !seen {
+		t.Errorf("oracle broken: the first request on the kept connection never reached the server")
 	}
 	if got := r["notHTTP"]; got.Exit == 0 || strings.Contains(got.Out, "HTTP/") {
 		t.Errorf("non-HTTP on the HTTP port got an answer: %+v", got)
@@ -227,11 +235,11 @@ func TestLiveCurlIgnoringProxyVariables(t *testing.T) {
 	if _, seen := hosts.Load("evil.test"); seen {
 		t.Errorf("the web server got a request for Host evil.test")
 	}
-	if n := webConns.Load(); n != 5 {
-		t.Errorf("the web server accepted %d connections, want 5 (http, hostOther, keepAlive, http10, post)", n)
+	if n := webConns.Load(); n != 6 {
+		t.Errorf("the web server accepted %d connections, want 6 (http, hostOther, keepAlive, keepEvil, http10, post)", n)
 	}
-	if n := hits.Load(); n != 6 {
-		t.Errorf("servers got %d requests, want 6 (http, https, hostOther, keepAlive's first, http10, post)", n)
+	if n := hits.Load(); n != 8 {
+		t.Errorf("servers got %d requests, want 8 (http, https, hostOther, keepAlive's two, keepEvil's first, http10, post)", n)
 	}
 	refusedHost := false
 	for _, c := range p.Log() {

@@ -497,11 +497,11 @@ func (p *Proxy) otherName(what, other string, port uint16) string {
 }
 
 // captureHTTP serves a captured plain-HTTP connection made for name; see
-// checkHost and forwardOne.
+// checkHost and forwardRequests.
 func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst netip.AddrPort, entry *Conn) {
 	entry.Name, entry.Port = name, int(dst.Port())
 	h := newHeadReader(c)
-	req, err := h.next()
+	req, err := h.next(headTimeout)
 	if err != nil {
 		entry.Reason = "not an HTTP request on an HTTP port: " + err.Error()
 		reset(c)
@@ -517,7 +517,7 @@ func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst ne
 		reset(c)
 		return
 	}
-	p.forwardOne(c, h.br, up, req, entry)
+	p.forwardRequests(c, h, up, req, name, dst.Addr().String(), dst.Port(), entry)
 }
 
 // checkHost refuses a request whose Host is neither the name the
@@ -543,21 +543,20 @@ func (p *Proxy) checkHost(req *http.Request, name, addr string, port uint16) str
 	return ""
 }
 
-// forwardOne sends req, and nothing after it, to up and the answer back to
-// c. A later request on the same connection would go unchecked, so the
-// request goes out with Connection: close and whatever the client sends
-// after it is dropped; the client's end of input still reaches the server.
-func (p *Proxy) forwardOne(c *net.TCPConn, br *bufio.Reader, up net.Conn, req *http.Request, entry *Conn) {
+// forwardRequests carries the requests of a plain-HTTP connection made for
+// name to up, each read by the broker and its Host checked before it goes
+// out, so keep-alive and pipelining work and a later request cannot name
+// another host; the answers flow back unread. A request that is refused
+// or does not parse is not sent and is logged on its own; the server then
+// sees the end of input, and the connection ends once it has answered
+// what came before.
+func (p *Proxy) forwardRequests(c *net.TCPConn, h *headReader, up net.Conn, req *http.Request, name, addr string, port uint16, entry *Conn) {
 	if !p.hold(up) {
 		return
 	}
 	defer p.release(up)
-	req.Close = true
-	if _, ok := req.Header["User-Agent"]; !ok {
-		req.Header["User-Agent"] = []string{""} // Write adds Go's otherwise
-	}
-	// The response flows back while the request goes out: a client that
-	// waits for 100 Continue before its body must see it.
+	// The answers flow back while requests go out: a client that waits
+	// for 100 Continue before its body must see it.
 	done := make(chan int64)
 	go func() {
 		n, _ := pump(c, up)
@@ -565,13 +564,34 @@ func (p *Proxy) forwardOne(c *net.TCPConn, br *bufio.Reader, up net.Conn, req *h
 		done <- n
 	}()
 	cw := &countWriter{w: up}
-	if err := req.Write(cw); err != nil {
-		entry.Reason += "; forward failed: " + err.Error()
-		up.Close()
-	} else if _, err := io.Copy(io.Discard, br); err == nil {
-		closeWrite(up)
-	} else {
-		up.Close()
+	for {
+		if _, ok := req.Header["User-Agent"]; !ok {
+			req.Header["User-Agent"] = []string{""} // Write adds Go's otherwise
+		}
+		if err := req.Write(cw); err != nil {
+			entry.Reason += "; forward failed: " + err.Error()
+			up.Close()
+			break
+		}
+		// No idle deadline from here on: an answer may still be flowing.
+		next, err := h.next(0)
+		if err == io.EOF {
+			closeWrite(up)
+			break
+		}
+		why := ""
+		if err != nil {
+			why = "not an HTTP request on an HTTP port: " + err.Error()
+		} else {
+			why = p.checkHost(next, name, addr, port)
+		}
+		if why != "" {
+			// Not sent; the requests before it are still answered.
+			p.record(Conn{Time: time.Now(), Proto: entry.Proto, Name: name, Port: int(port), Reason: "a later request on the connection: " + why})
+			closeWrite(up)
+			break
+		}
+		req = next
 	}
 	entry.BytesOut += cw.n
 	entry.BytesIn += <-done
@@ -702,10 +722,15 @@ func closeWrite(c net.Conn) {
 
 // maxRequestHead bounds the request line and headers the broker reads
 // from the sandbox: http.ReadRequest alone buffers them without limit.
-const maxRequestHead = 1 << 20
+// headTimeout bounds the wait for a connection's first request, which
+// comes before the broker connects anywhere.
+const (
+	maxRequestHead = 1 << 20
+	headTimeout    = 30 * time.Second
+)
 
 // headReader reads requests from a sandbox connection, each head within
-// 30 s and maxRequestHead bytes; bodies read from br without that bound.
+// maxRequestHead bytes; bodies read from br without that bound.
 type headReader struct {
 	c  *net.TCPConn
 	lr io.LimitedReader
@@ -718,9 +743,12 @@ func newHeadReader(c *net.TCPConn) *headReader {
 	return h
 }
 
-func (h *headReader) next() (*http.Request, error) {
+// next reads a request's head, within timeout unless it is 0.
+func (h *headReader) next(timeout time.Duration) (*http.Request, error) {
 	h.lr.N = maxRequestHead
-	h.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if timeout > 0 {
+		h.c.SetReadDeadline(time.Now().Add(timeout))
+	}
 	req, err := http.ReadRequest(h.br)
 	if err != nil {
 		if h.lr.N <= 0 {
@@ -737,7 +765,7 @@ func (h *headReader) next() (*http.Request, error) {
 // or a plain http:// request forwarded with Connection: close.
 func (p *Proxy) handleHTTP(c *net.TCPConn) {
 	h := newHeadReader(c)
-	req, err := h.next()
+	req, err := h.next(headTimeout)
 	if err != nil {
 		return
 	}
@@ -787,7 +815,7 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 		// A tunnel to a name on an HTTP port carries one checked request,
 		// like a captured connection.
 		if name != "" && slices.Contains(p.opts.HTTPPorts, int(port)) {
-			treq, err := h.next()
+			treq, err := h.next(headTimeout)
 			why := ""
 			if err != nil {
 				why = "not an HTTP request on an HTTP port: " + err.Error()
@@ -801,7 +829,7 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 				reset(c)
 				return
 			}
-			p.forwardOne(c, br, up, treq, &entry)
+			p.forwardRequests(c, h, up, treq, name, host, uint16(port), &entry)
 			p.record(entry)
 			return
 		}

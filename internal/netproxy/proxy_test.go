@@ -252,7 +252,7 @@ func TestConnectTunnelChecksHost(t *testing.T) {
 	}))
 	defer srv.Close()
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	_, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
+	p, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
 	tunnel := func(send string) string {
 		c, br := tunnelTo(t, l, port)
 		defer c.Close()
@@ -264,15 +264,25 @@ func TestConnectTunnelChecksHost(t *testing.T) {
 	if out := tunnel("GET /evil HTTP/1.1\r\nHost: evil.test\r\n\r\n"); out != "" {
 		t.Errorf("Host evil.test through a tunnel to ok.test was answered: %q", out)
 	}
-	if out := tunnel("GET /also HTTP/1.1\r\nHost: also.test\r\n\r\n"); !strings.HasSuffix(out, "hi") {
+	if out := tunnel("GET /also HTTP/1.1\r\nHost: also.test\r\nConnection: close\r\n\r\n"); !strings.HasSuffix(out, "hi") {
 		t.Errorf("Host also.test (allowed) through a tunnel to ok.test: %q", out)
 	}
-	if out := tunnel("GET /one HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n"); strings.Count(out, "HTTP/1.1 200") != 1 {
-		t.Errorf("two requests in a tunnel: want one answer, got %q", out)
+	if out := tunnel("GET /one HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /two HTTP/1.1\r\nHost: also.test\r\nConnection: close\r\n\r\n"); strings.Count(out, "HTTP/1.1 200") != 2 {
+		t.Errorf("two allowed requests in a tunnel: want two answers, got %q", out)
+	}
+	if out := tunnel("GET /three HTTP/1.1\r\nHost: ok.test\r\n\r\nGET /four HTTP/1.1\r\nHost: evil.test\r\n\r\n"); strings.Count(out, "HTTP/1.1 200") != 1 {
+		t.Errorf("requests for ok.test then evil.test in a tunnel: want the first answered only, got %q", out)
+	}
+	var logged bool
+	for _, e := range p.Log() {
+		logged = logged || (!e.Allowed && strings.Contains(e.Reason, `a later request on the connection: HTTP Host "evil.test"`))
+	}
+	if !logged {
+		t.Errorf("the refused later request is not logged: %+v", p.Log())
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{"also.test/also", "ok.test/one"}; !slices.Equal(hosts, want) {
+	if want := []string{"also.test/also", "ok.test/one", "also.test/two", "ok.test/three"}; !slices.Equal(hosts, want) {
 		t.Errorf("the server saw %q, want %q", hosts, want)
 	}
 }
