@@ -84,7 +84,7 @@ func TestLimits(t *testing.T) {
 				ok = ok || r.Status == w
 			}
 			if !ok {
-				t.Fatalf("status %s (exit %d %s), want one of %v\n%s", r.Status, r.ExitCode, r.Signal, c.want, r.Enforced)
+				t.Fatalf("status %s (exit %d %s, cpu %v, wall %v), want one of %v\n%s", r.Status, r.ExitCode, r.Signal, r.CPUTime, r.WallTime, c.want, r.Enforced)
 			}
 			if c.check != nil {
 				c.check(t, r)
