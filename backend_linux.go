@@ -104,7 +104,7 @@ func (lp *linuxProcess) wait() (*Result, error) {
 		res.Status = hit
 	case st.OOMKilled:
 		res.Status = MemoryLimit
-	case res.Signal == "SIGXCPU" || (res.Signal == "SIGKILL" && lp.policy.Limits.CPUTime > 0 && res.CPUTime >= lp.policy.Limits.CPUTime-cpuKillSlack):
+	case res.Signal == "SIGXCPU" || (res.Signal == "SIGKILL" && lp.policy.Limits.CPUTime > 0 && res.CPUTime >= lp.policy.Limits.CPUTime-cpuKillSlack(lp.policy.Limits.CPUTime)):
 		res.Status = TimeLimit
 	case res.Signal == "SIGXFSZ":
 		res.Status = FileSizeLimit
@@ -283,9 +283,6 @@ func orDefault(v, d int) int {
 	return v
 }
 
-// cpuKillSlack: RLIMIT_CPU's SIGKILL at the limit can come with the tree's
-// reported CPU time a little short of it (measured: 0.999 s at 1 s).
-const cpuKillSlack = 20 * time.Millisecond
 
 func start(l *launch) (process, error) {
 	var filter filterFunc

@@ -40,6 +40,13 @@ func TestLimits(t *testing.T) {
 					t.Errorf("ran %v of CPU under a 1s limit by ignoring SIGXCPU", r.CPUTime)
 				}
 			}},
+		// A SIGKILL far under the CPU limit is the program's own doing.
+		{"cpu time, own SIGKILL under the limit", func(l *airlock.Limits) { l.CPUTime = 2 * time.Second }, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; kill -9 $$",
+			[]airlock.Status{airlock.Signaled}, func(t *testing.T, r *airlock.Result) {
+				if r.Signal != "SIGKILL" {
+					t.Errorf("signal %q, want SIGKILL", r.Signal)
+				}
+			}},
 		{"cpu time of children", func(l *airlock.Limits) { l.CPUTime = 1500 * time.Millisecond }, "for i in 1 2 3; do (while :; do :; done) & done; wait",
 			[]airlock.Status{airlock.TimeLimit}, nil},
 		{"output", func(l *airlock.Limits) { l.Output = 1000 }, "yes",
