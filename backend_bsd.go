@@ -65,7 +65,7 @@ func (p *groupProc) finish() (*Result, error) {
 		sig := ws.Signal()
 		res.Status, res.Signal, res.ExitCode = Signaled, unix.SignalName(sig), 128+int(sig)
 		switch {
-		case sig == syscall.SIGXCPU, sig == syscall.SIGKILL && p.cpuLimit > 0 && res.CPUTime >= p.cpuLimit:
+		case sig == syscall.SIGXCPU, sig == syscall.SIGKILL && p.cpuLimit > 0 && res.CPUTime >= p.cpuLimit-cpuKillSlack(p.cpuLimit):
 			res.Status = TimeLimit
 		case sig == syscall.SIGXFSZ:
 			res.Status = FileSizeLimit

@@ -270,7 +270,9 @@ func Prepare(r Request, h Host) (Plan, error) {
 	add := func(name string, cur, max uint64) { pl.Rlimits = append(pl.Rlimits, Rlimit{name, cur, max}) }
 	if lim.CPUTime > 0 {
 		sec := uint64((lim.CPUTime + time.Second - 1) / time.Second)
-		add("cpu", sec, sec+1) // SIGXCPU at the soft limit, SIGKILL a second later
+		// SIGKILL at the limit: SIGXCPU can be ignored, so a hard limit
+		// left later would grant the extra time.
+		add("cpu", sec, sec)
 	}
 	if lim.FileSize > 0 {
 		add("fsize", uint64(lim.FileSize), uint64(lim.FileSize))

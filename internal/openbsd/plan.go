@@ -308,7 +308,9 @@ func BuildPlan(r Request, h Host) (Plan, error) {
 	}
 	if lim.CPUTime > 0 {
 		sec := uint64((lim.CPUTime + time.Second - 1) / time.Second)
-		pl.Rlimits = append(pl.Rlimits, Rlimit{"cpu", sec, sec + 1})
+		// SIGKILL at the limit: SIGXCPU can be ignored, so a hard limit
+		// left later would grant the extra time.
+		pl.Rlimits = append(pl.Rlimits, Rlimit{"cpu", sec, sec})
 		pl.Notes = append(pl.Notes, Note{"cpu-time", "rlimit", "enforced", "per process"})
 	}
 	if lim.FileSize > 0 {

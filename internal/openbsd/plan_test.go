@@ -141,7 +141,7 @@ func TestPlanRlimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Rlimit{{"data", 64 << 20, 64 << 20}, {"cpu", 3, 4}, {"fsize", 1 << 20, 1 << 20}, {"nofile", 32, 32}, {"core", 0, 0}}
+	want := []Rlimit{{"data", 64 << 20, 64 << 20}, {"cpu", 3, 3}, {"fsize", 1 << 20, 1 << 20}, {"nofile", 32, 32}, {"core", 0, 0}}
 	if !reflect.DeepEqual(pl.Rlimits, want) {
 		t.Errorf("rlimits %v, want %v", pl.Rlimits, want)
 	}
