@@ -43,8 +43,8 @@ type Options struct {
 	// (default 443). Only client-first protocols belong here.
 	SNIPorts []int
 	// HTTPPorts are the captured ports that carry plain HTTP (default 80):
-	// the broker reads the request first and refuses a Host the policy
-	// does not allow, and forwards one request per connection.
+	// the broker reads every request before it goes out and refuses a Host
+	// the policy does not allow.
 	HTTPPorts []int
 	// MaxConns caps the sockets the broker holds for this sandbox (default
 	// 2048); connections beyond it are reset and logged.
@@ -812,7 +812,7 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 			p.record(entry)
 			return
 		}
-		// A tunnel to a name on an HTTP port carries one checked request,
+		// A tunnel to a name on an HTTP port carries checked requests only,
 		// like a captured connection.
 		if name != "" && slices.Contains(p.opts.HTTPPorts, int(port)) {
 			treq, err := h.next(headTimeout)
