@@ -92,6 +92,14 @@ func parseRule(s string) (rule, error) {
 // Anything else (including '*' and spaces) is refused, so a name can never
 // smuggle other syntax into logs or requests.
 func canonicalName(s string) (string, bool) {
+	// ASCII only: Unicode case folding maps other letters to ASCII ones
+	// (U+212A KELVIN SIGN lowers to "k"), which would let a name pass for
+	// one it is not.
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return "", false
+		}
+	}
 	s = strings.TrimSuffix(strings.ToLower(s), ".")
 	if s == "" || len(s) > 253 {
 		return "", false

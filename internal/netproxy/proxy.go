@@ -523,23 +523,38 @@ func (p *Proxy) captureHTTP(c *net.TCPConn, name string, addr netip.Addr, dst ne
 // checkHost refuses a request whose Host is neither the name the
 // connection was made for (or the address it was made to) nor itself
 // allowed: otherwise an allowed address shared by many sites (a CDN) would
-// reach any of them by Host. A request without Host gets the name. It
-// returns why, or "".
+// reach any of them by Host. The Host that goes out is rebuilt from the
+// name that was checked (and a numeric port), never the client's
+// spelling: a server may read more into that than the check did ("ok:1,
+// evil" to a router that splits on commas). A request without Host gets
+// the name. It returns why, or "".
 func (p *Proxy) checkHost(req *http.Request, name, addr string, port uint16) string {
 	if req.ProtoMajor != 1 {
 		return "not an HTTP request on an HTTP port: not HTTP/1.x: " + req.Proto
 	}
-	host := req.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	host, hostPort := req.Host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host, hostPort = host[:i], host[i+1:]
+		if n, err := strconv.ParseUint(hostPort, 10, 16); hostPort != "" && (err != nil || n == 0) {
+			return "HTTP Host " + strconv.Quote(req.Host) + " has a malformed port"
+		}
 	}
-	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
-	switch {
-	case host == "" || host == addr:
-		req.Host = name
-	case !strings.EqualFold(host, name):
-		return p.otherName("HTTP Host", host, port)
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	target := name
+	if host != "" && host != addr {
+		n, ok := canonicalName(host)
+		if !ok || n != name {
+			if why := p.otherName("HTTP Host", host, port); why != "" {
+				return why
+			}
+		}
+		target = n
 	}
+	if hostPort != "" {
+		target += ":" + hostPort
+	}
+	req.Host = target
+	delete(req.Trailer, "Host")
 	return ""
 }
 
