@@ -283,7 +283,6 @@ func orDefault(v, d int) int {
 	return v
 }
 
-
 func start(l *launch) (process, error) {
 	var filter filterFunc
 	spec, rep, err := linuxSpec(l, &filter)

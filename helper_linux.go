@@ -17,4 +17,5 @@ func runPlatformHelper() {
 		}
 	}
 	cgroup.EnableJanitor()
+	helperRegistered = true
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock-sandbox/airlock/internal/cgroup"
 	"github.com/airlock-sandbox/airlock/internal/landlock"
+	"github.com/airlock-sandbox/airlock/internal/netns"
 )
 
 // landlockABI and cgroupDetect are variables so tests can simulate hosts
@@ -18,7 +19,12 @@ import (
 var (
 	landlockABI  = landlock.ABI
 	cgroupDetect = cgroup.Detect
+	netnsCheck   = netns.Check
 )
+
+// helperRegistered is set by RunHelper: the program can be re-executed in
+// the helper roles (the network set-up among them).
+var helperRegistered bool
 
 func readSysctl(path string) string {
 	b, err := os.ReadFile(path)
@@ -131,6 +137,22 @@ func probe() Features {
 		cg.Detail += ": " + ci.Reason
 	}
 	add(cg)
+
+	// --net allow needs nftables' redirect inside the sandbox's user and
+	// network namespaces; only a real try in such namespaces tells.
+	na := Feature{Name: "network allow-list",
+		Lost: "--net allow (listed hosts through the broker's proxy); --net none and --net host still work",
+		Fix:  "a kernel with nf_tables and its NAT redirect (CONFIG_NF_TABLES, CONFIG_NFT_NAT, CONFIG_NFT_REDIR) usable in user namespaces"}
+	if !helperRegistered {
+		na.Detail = "not checked: this program does not call airlock.RunHelper, which --net allow needs"
+	} else if exe, err := os.Executable(); err != nil {
+		na.Detail = err.Error()
+	} else if err := netnsCheck(exe); err != nil {
+		na.Detail = err.Error()
+	} else {
+		na.Available, na.Detail = true, "nftables redirect in the sandbox's network namespace"
+	}
+	add(na)
 
 	pf := Feature{Name: "pidfd", Lost: "race-free signalling of the sandbox", Fix: "Linux 5.3 or newer"}
 	if fd, err := unix.PidfdOpen(os.Getpid(), 0); err == nil {

@@ -13,8 +13,11 @@ import (
 // writable. (User namespaces disabled is tested for real in
 // TestUserNamespacesDisabledExplained.)
 func TestProbeSimulatedHosts(t *testing.T) {
-	defer func(l func() (int, error), c func() cgroup.Info) { landlockABI, cgroupDetect = l, c }(landlockABI, cgroupDetect)
+	defer func(l func() (int, error), c func() cgroup.Info, n func(string) error) {
+		landlockABI, cgroupDetect, netnsCheck = l, c, n
+	}(landlockABI, cgroupDetect, netnsCheck)
 	landlockABI = func() (int, error) { return 0, errors.New("landlock is not enabled (simulated)") }
+	netnsCheck = func(string) error { return errors.New("netns: nftables rules: no such file (simulated)") }
 	cgroupDetect = func() cgroup.Info {
 		return cgroup.Info{Version: 2, CanCreate: false, Reason: "not delegated (simulated)", Fix: "systemd-run --user --scope -p Delegate=yes airlock ..."}
 	}
@@ -26,6 +29,10 @@ func TestProbeSimulatedHosts(t *testing.T) {
 	cg, _ := f.Lookup("cgroups")
 	if cg.Available || cg.Required || !strings.Contains(cg.Fix, "Delegate=yes") || !strings.Contains(cg.Lost, "approximate") {
 		t.Errorf("cgroups: %+v", cg)
+	}
+	na, _ := f.Lookup("network allow-list")
+	if na.Available || na.Required || na.Fix == "" || !strings.Contains(na.Detail, "simulated") {
+		t.Errorf("network allow-list: %+v", na)
 	}
 	if f.DefaultEnforceable() {
 		t.Error("default policy reported enforceable without Landlock")
@@ -47,6 +54,15 @@ func TestProbeSimulatedHosts(t *testing.T) {
 	var se *SetupError
 	if !errors.As(err, &se) || !errors.Is(err, ErrNotEnforceable) || se.Stage != "landlock" {
 		t.Errorf("required Landlock missing: %v", err)
+	}
+}
+
+// On this host nftables works in user namespaces, as root and not: check
+// says so after a real try (the test binary calls RunHelper).
+func TestProbeNetworkAllowList(t *testing.T) {
+	na, ok := Probe().Lookup("network allow-list")
+	if !ok || !na.Available || na.Required {
+		t.Errorf("network allow-list: %+v", na)
 	}
 }
 
