@@ -120,6 +120,8 @@ func TestNonPublic(t *testing.T) {
 		"100.127.255.254", "0.0.0.0", "0.1.2.3", "::", "224.0.0.1", "239.1.1.1", "ff02::1",
 		"255.255.255.255", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
 		"64:ff9b::7f00:1", "198.18.0.5", "fec0::1", "240.0.0.1",
+		// IPv6 forms carrying IPv4 (local NAT64, 6to4, IPv4-compatible), discard
+		"64:ff9b:1::a9fe:a9fe", "2002:a9fe:a9fe::", "::7f00:1", "100::1",
 	}
 	for _, s := range refused {
 		if nonPublic(netip.MustParseAddr(s)) == "" {

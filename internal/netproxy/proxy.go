@@ -435,7 +435,7 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 		return
 	}
 	var prelude []byte
-	checkSNI := slices.Contains(p.opts.SNIPorts, int(dst.Port()))
+	checkSNI := name != "" && slices.Contains(p.opts.SNIPorts, int(dst.Port()))
 	plainHTTP := name != "" && slices.Contains(p.opts.HTTPPorts, int(dst.Port()))
 	if checkSNI || plainHTTP {
 		if ok, why := p.checkDestination(name, addr, dst.Port()); !ok {
@@ -454,9 +454,9 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 		return
 	}
 	if checkSNI {
-		sni, isTLS, read := peekSNI(c, 5*time.Second)
+		kind, sni, read := peekSNI(c, helloWait)
 		prelude = read
-		if why := p.frontedName(name, sni, isTLS, dst.Port()); why != "" {
+		if why := p.frontedName(name, kind, sni, dst.Port()); why != "" {
 			entry.Name, entry.Port, entry.Reason = name, int(dst.Port()), why
 			p.record(entry)
 			reset(c)
@@ -473,11 +473,24 @@ func (p *Proxy) handleCaptured(c *net.TCPConn) {
 	p.record(entry)
 }
 
-// frontedName refuses a TLS server name other than the name the
-// connection is for unless it is itself allowed: CDN fronting to another
-// tenant by SNI. It returns why, or "".
-func (p *Proxy) frontedName(name, sni string, isTLS bool, port uint16) string {
-	if !isTLS || name == "" || sni == "" || sni == name {
+// frontedName refuses, on a TLS port of a connection made for name, a
+// TLS server name other than that name unless it is itself allowed: CDN
+// fronting to another tenant by SNI. What the broker cannot read as a
+// ClientHello is refused too, since a server may read a name in it that
+// the check could not: a hello Go's parser rejects (duplicate extensions,
+// a trailing dot), one not whole before the deadline, another protocol, or
+// silence. It returns why, or "".
+func (p *Proxy) frontedName(name string, kind helloKind, sni string, port uint16) string {
+	switch {
+	case name == "":
+		return ""
+	case kind == helloOther:
+		return "not TLS on a TLS port"
+	case kind == helloNone:
+		return fmt.Sprintf("no TLS ClientHello within %v", helloWait)
+	case kind == helloBad:
+		return "TLS ClientHello unreadable or not whole within " + helloWait.String()
+	case sni == "" || sni == name:
 		return ""
 	}
 	return p.otherName("TLS server name", sni, port)
@@ -856,9 +869,9 @@ func (p *Proxy) handleHTTP(c *net.TCPConn) {
 		// captured connection; the upstream has seen no byte yet.
 		if name != "" && slices.Contains(p.opts.SNIPorts, int(port)) {
 			in := &prefixed{Conn: c, r: io.MultiReader(bytes.NewReader(prelude), c)}
-			sni, isTLS, read := peekSNI(in, 5*time.Second)
+			kind, sni, read := peekSNI(in, helloWait)
 			prelude = read
-			if why := p.frontedName(name, sni, isTLS, uint16(port)); why != "" {
+			if why := p.frontedName(name, kind, sni, uint16(port)); why != "" {
 				entry.Allowed, entry.Reason = false, why
 				up.Close()
 				p.record(entry)

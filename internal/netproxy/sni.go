@@ -11,30 +11,44 @@ import (
 // errHelloSeen stops the TLS handshake once the ClientHello is parsed.
 var errHelloSeen = errors.New("client hello seen")
 
-// peekSNI reads the client's first TLS record(s) and returns the server
-// name of a ClientHello (ok false when the stream is not TLS or the client
-// sent nothing before the deadline) and every byte read, which must be
-// forwarded upstream first. Nothing is ever written to the client.
-func peekSNI(c net.Conn, wait time.Duration) (sni string, ok bool, read []byte) {
+// helloWait is how long the broker waits for a whole ClientHello.
+var helloWait = 10 * time.Second
+
+// helloKind is what the client's first bytes on a TLS port were.
+type helloKind int
+
+const (
+	helloTLS   helloKind = iota // a ClientHello Go's parser read
+	helloOther                  // not a TLS handshake record: another protocol
+	helloNone                   // nothing before the deadline
+	helloBad                    // began as TLS but did not parse, or not whole in time
+)
+
+// peekSNI reads the client's first TLS record(s) and returns what they
+// were, the server name of a ClientHello that parsed, and every byte read,
+// which must be forwarded upstream first. Nothing is ever written to the
+// client.
+func peekSNI(c net.Conn, wait time.Duration) (kind helloKind, sni string, read []byte) {
 	rec := &recordingConn{Conn: c}
 	c.SetReadDeadline(time.Now().Add(wait))
 	defer c.SetReadDeadline(time.Time{})
 	var first [1]byte
 	n, err := c.Read(first[:])
 	if n == 0 || err != nil {
-		return "", false, nil
+		return helloNone, "", nil
 	}
 	rec.buf.Write(first[:n])
 	if first[0] != 0x16 { // not a TLS handshake record
-		return "", false, rec.buf.Bytes()
+		return helloOther, "", rec.buf.Bytes()
 	}
 	rec.replay = bytes.NewReader(rec.buf.Bytes())
+	kind = helloBad
 	srv := tls.Server(rec, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		sni, ok = h.ServerName, true
+		kind, sni = helloTLS, h.ServerName
 		return nil, errHelloSeen
 	}})
 	srv.Handshake()
-	return sni, ok, rec.buf.Bytes()
+	return kind, sni, rec.buf.Bytes()
 }
 
 // recordingConn feeds the TLS parser: first the replayed byte(s), then the
