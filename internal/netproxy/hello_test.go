@@ -2,7 +2,6 @@ package netproxy
 
 import (
 	"crypto/rand"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -34,31 +33,6 @@ func clientHello(names []string, exts ...[2][]byte) []byte {
 	return append(append([]byte{0x16, 3, 1}, u16(len(msg))...), msg...)
 }
 
-// tlsUpstream counts the bytes each accepted connection delivers.
-func tlsUpstream(t *testing.T) (port int, got chan int) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	got = make(chan int, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(3 * time.Second))
-				b, _ := io.ReadAll(c)
-				got <- len(b)
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port, got
-}
-
 // What the broker cannot read as a ClientHello must not pass its SNI
 // check: nginx and HAProxy read evil.test in each of these hellos, which
 // Go's parser rejects (an attack review's finding). The upstream is dialled
@@ -66,7 +40,7 @@ func tlsUpstream(t *testing.T) (port int, got chan int) {
 func TestUnreadableHelloRefused(t *testing.T) {
 	defer func(w time.Duration) { helloWait = w }(helloWait)
 	helloWait = 300 * time.Millisecond
-	port, got := tlsUpstream(t)
+	port, got, _ := rawUpstream(t)
 	p, l := tunnelProxy(t, Options{SNIPorts: []int{port}})
 	send := func(what string, write func(net.Conn)) int {
 		t.Helper()
@@ -74,8 +48,8 @@ func TestUnreadableHelloRefused(t *testing.T) {
 		defer c.Close()
 		write(c)
 		select {
-		case n := <-got:
-			return n
+		case b := <-got:
+			return len(b)
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: the upstream connection never ended", what)
 			return 0
