@@ -46,8 +46,9 @@ type Options struct {
 	// the broker reads every request before it goes out and refuses a Host
 	// the policy does not allow.
 	HTTPPorts []int
-	// MaxConns caps the sockets the broker holds for this sandbox (default
-	// 2048); connections beyond it are reset and logged.
+	// MaxConns caps the connections from this sandbox the broker serves at
+	// once (default 2048; each may have one upstream socket too);
+	// connections beyond it are reset and logged.
 	MaxConns int
 
 	// permit lets tests use loopback servers as "the internet".
@@ -253,6 +254,10 @@ func (p *Proxy) record(c Conn) {
 	if c.Time.IsZero() {
 		c.Time = time.Now()
 	}
+	// The sandbox chooses much of this text (a CONNECT host, a Host header
+	// quoted in a reason): each entry is kept small, or MaxLog entries of
+	// a request head each would be gigabytes.
+	c.Name, c.Reason = clip(c.Name, maxLogName), clip(c.Reason, maxLogReason)
 	p.mu.Lock()
 	if len(p.log) < p.opts.MaxLog {
 		p.log = append(p.log, c)
@@ -263,6 +268,20 @@ func (p *Proxy) record(c Conn) {
 	if p.opts.OnConn != nil {
 		p.opts.OnConn(c)
 	}
+}
+
+// Caps on a log entry's sandbox-chosen text.
+const (
+	maxLogName   = 253 // the longest DNS name
+	maxLogReason = 512
+)
+
+// clip cuts s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
 
 func (p *Proxy) serveDNS(pc *net.UDPConn) {
@@ -585,10 +604,15 @@ func (p *Proxy) forwardRequests(c *net.TCPConn, h *headReader, up net.Conn, req 
 	defer p.release(up)
 	// The answers flow back while requests go out: a client that waits
 	// for 100 Continue before its body must see it.
-	done := make(chan int64)
+	done := make(chan int64, 1)
+	var upDone atomic.Bool
 	go func() {
 		n, _ := pump(c, up)
 		c.CloseWrite()
+		// The server is done with the connection: no later request can
+		// be answered, so stop waiting for one.
+		upDone.Store(true)
+		c.SetReadDeadline(time.Now())
 		done <- n
 	}()
 	cw := &countWriter{w: up}
@@ -602,8 +626,9 @@ func (p *Proxy) forwardRequests(c *net.TCPConn, h *headReader, up net.Conn, req 
 			break
 		}
 		// No idle deadline from here on: an answer may still be flowing.
+		// The wait ends when the server closes.
 		next, err := h.next(0)
-		if err == io.EOF {
+		if err == io.EOF || upDone.Load() {
 			closeWrite(up)
 			break
 		}
@@ -749,11 +774,13 @@ func closeWrite(c net.Conn) {
 }
 
 // maxRequestHead bounds the request line and headers the broker reads
-// from the sandbox: http.ReadRequest alone buffers them without limit.
+// from the sandbox (http.ReadRequest alone buffers them without limit); a
+// connection waiting for one holds at most that much. Servers take less
+// (nginx 32 KiB in all by default).
 // headTimeout bounds the wait for a connection's first request, which
 // comes before the broker connects anywhere.
 const (
-	maxRequestHead = 1 << 20
+	maxRequestHead = 64 << 10
 	headTimeout    = 30 * time.Second
 )
 
@@ -780,7 +807,7 @@ func (h *headReader) next(timeout time.Duration) (*http.Request, error) {
 	req, err := http.ReadRequest(h.br)
 	if err != nil {
 		if h.lr.N <= 0 {
-			err = errors.New("request line and headers over 1 MiB")
+			err = fmt.Errorf("request line and headers over %d KiB", maxRequestHead>>10)
 		}
 		return nil, err
 	}

@@ -286,3 +286,87 @@ func TestConnectTunnelChecksHost(t *testing.T) {
 		t.Errorf("the server saw %q, want %q", hosts, want)
 	}
 }
+
+// The log keeps each entry's sandbox-chosen text small: a CONNECT host or
+// a Host header of tens of KiB (quoted to four times that) must not make
+// MaxLog entries cost gigabytes (an attack review measured 1-4 MiB each).
+func TestLogEntriesBounded(t *testing.T) {
+	port, _, _ := rawUpstream(t)
+	p, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
+	c, err := net.Dial("tcp", l.HTTP.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\n\r\n", strings.Repeat("a", 60<<10))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	c.Close()
+	c, _ = tunnelTo(t, l, port)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bytes.Repeat([]byte{0x80}, 60<<10))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	c.Close()
+	var refused int
+	for deadline := time.Now().Add(5 * time.Second); refused < 2 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		refused = 0
+		for _, e := range p.Log() {
+			if !e.Allowed {
+				refused++
+			}
+		}
+	}
+	if refused < 2 {
+		t.Fatalf("want two refusals logged: %+v", p.Log())
+	}
+	for _, e := range p.Log() {
+		if len(e.Name) > maxLogName || len(e.Reason) > maxLogReason {
+			t.Errorf("log entry of %d+%d bytes: %.80q", len(e.Name), len(e.Reason), e.Reason)
+		}
+	}
+}
+
+// When the server closes a kept connection, the broker stops waiting for
+// the client's next request: nothing more could be answered, and an idle
+// client must not pin the connection (and its sockets) for good.
+func TestServerCloseEndsKeptConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+			}()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	p, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
+	c, br := tunnelTo(t, l, port)
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: ok.test\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// The client sends nothing more; the broker must end the connection.
+	b, err := io.ReadAll(br)
+	if err != nil || !strings.HasSuffix(string(b), "hi") {
+		t.Fatalf("want the answer and then the end of the connection: %q %v", b, err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		held := len(p.conns)
+		p.mu.Unlock()
+		if held <= 3 { // the listeners
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker still holds %d sockets after the server closed", held)
+		}
+	}
+}
