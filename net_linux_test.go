@@ -3,6 +3,7 @@ package airlock_test
 import (
 	"io"
 	"net"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -265,5 +266,35 @@ func TestNetForwardPublishRejected(t *testing.T) {
 	out, _, err := run(t, p, "echo ran")
 	if err == nil || !strings.Contains(err.Error(), "--publish "+busy.port()+": ") || strings.Contains(out, "ran") {
 		t.Errorf("publishing a busy host port: err %v, output %q", err, out)
+	}
+}
+
+// The -v lines print names the sandbox chose (a DNS question, a CONNECT
+// host): control bytes in them must reach the user's terminal escaped, or
+// the sandbox could recolour the terminal or forge airlock's own lines.
+func TestVerboseEscapesSandboxText(t *testing.T) {
+	if cliBin == "" {
+		t.Fatal("the airlock CLI did not build")
+	}
+	// DNS questions with an ESC sequence and a C1 control in a label.
+	script := `
+import socket
+for lab in [b"\x1b[31mX", b"\x9bX"]:
+    q = b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + bytes([len(lab)]) + lab + b"\x00\x00\x01\x00\x01"
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(2)
+    u.sendto(q, ("127.0.0.1", 53))
+    try: u.recv(512)
+    except Exception: pass
+`
+	out, err := exec.Command(cliBin, "run", "-v", "--net", "allow=ok.example", "--", "python3", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("airlock run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `net denied \x1b[31mX.`) || !strings.Contains(string(out), `net denied \x9bX.`) {
+		t.Errorf("the refused names are not reported, escaped:\n%q", out)
+	}
+	if strings.IndexByte(string(out), 0x1b) >= 0 || strings.IndexByte(string(out), 0x9b) >= 0 {
+		t.Errorf("control bytes from the sandbox reached the terminal:\n%q", out)
 	}
 }

@@ -178,7 +178,7 @@ func runMain(args []string) int {
 	if verbose {
 		cmd.OnDenial = func(d airlock.Denial) {
 			if d.Count == 1 {
-				fmt.Fprintf(os.Stderr, "airlock: denied %s %s (%s)\r\n", d.Kind, d.Name, d.Detail)
+				fmt.Fprintf(os.Stderr, "airlock: denied %s %s (%s)\r\n", d.Kind, printable(d.Name), printable(d.Detail))
 			}
 		}
 		cmd.OnConnection = func(c airlock.Connection) {
@@ -186,7 +186,7 @@ func runMain(args []string) int {
 			if !c.Allowed {
 				verdict = "denied"
 			}
-			fmt.Fprintf(os.Stderr, "airlock: net %s %s (%s) port %d %s\r\n", verdict, c.Host, c.IP, c.Port, c.Reason)
+			fmt.Fprintf(os.Stderr, "airlock: net %s %s (%s) port %d %s\r\n", verdict, printable(c.Host), c.IP, c.Port, printable(c.Reason))
 		}
 	}
 	restore := rawTerminal(os.Stdin)
@@ -275,3 +275,16 @@ func indent(s string) string {
 }
 
 func printPolicyText(p *airlock.Policy) string { return printPolicy(p) }
+
+// printable escapes what is not printable ASCII in text the sandbox
+// chose (a host name, a path), so that it cannot move the cursor, recolour
+// or forge airlock's own lines on the user's terminal.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			q := strconv.QuoteToASCII(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
