@@ -35,7 +35,9 @@ type Options struct {
 	// OnConn, if set, is called once per attempt when it is decided or
 	// finished (for -v live printing). It must not block for long.
 	OnConn func(Conn)
-	// MaxLog caps the connection log (default 10000); later attempts are
+	// MaxLog caps the connection log (default 10000), refused and allowed
+	// attempts each (refusals the sandbox can make cheaply in bulk must not
+	// push out the connections that carried data); later attempts are
 	// counted in Dropped.
 	MaxLog int
 	// SNIPorts are the captured ports where the broker reads the TLS
@@ -83,6 +85,7 @@ type Proxy struct {
 	poolCap int
 	log     []Conn
 	dropped int
+	logged  [2]int // entries kept, refused and allowed
 	closed  bool
 	conns   map[io.Closer]struct{}
 	wg      sync.WaitGroup
@@ -259,7 +262,12 @@ func (p *Proxy) record(c Conn) {
 	// a request head each would be gigabytes.
 	c.Name, c.Reason = clip(c.Name, maxLogName), clip(c.Reason, maxLogReason)
 	p.mu.Lock()
-	if len(p.log) < p.opts.MaxLog {
+	kind := 0
+	if c.Allowed {
+		kind = 1
+	}
+	if p.logged[kind] < p.opts.MaxLog {
+		p.logged[kind]++
 		p.log = append(p.log, c)
 	} else {
 		p.dropped++

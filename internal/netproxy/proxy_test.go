@@ -370,3 +370,35 @@ func TestServerCloseEndsKeptConnection(t *testing.T) {
 		}
 	}
 }
+
+// Refusals are cheap to make in bulk: filling the log with them must not
+// push out the connections that carried data.
+func TestLogKeepsAllowedAfterRefusalFlood(t *testing.T) {
+	port, _, _ := rawUpstream(t)
+	p, l := tunnelProxy(t, Options{MaxLog: 5})
+	for range 10 {
+		c, err := net.Dial("tcp", l.HTTP.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, "CONNECT denied.test:443 HTTP/1.1\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+	c, _ := tunnelTo(t, l, port)
+	io.WriteString(c, "data")
+	c.Close()
+	var allowed bool
+	for deadline := time.Now().Add(5 * time.Second); !allowed && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, e := range p.Log() {
+			allowed = allowed || (e.Allowed && e.Name == "ok.test")
+		}
+	}
+	if !allowed {
+		t.Errorf("the allowed connection is not in the log after 10 refusals (MaxLog 5): %+v", p.Log())
+	}
+	if p.Dropped() != 5 {
+		t.Errorf("dropped %d, want 5", p.Dropped())
+	}
+}
