@@ -243,6 +243,9 @@ func (p *Policy) Validate() error {
 	}
 	switch p.Network.Mode {
 	case "", NetNone, NetHost:
+		if len(p.Network.Allow) > 0 {
+			return fmt.Errorf("network: mode %s with an allow list: the list would be ignored; use mode allow", orNone(p.Network.Mode))
+		}
 	case NetAllow:
 		if len(p.Network.Allow) == 0 {
 			return errors.New("network: mode allow needs at least one allowed destination")
@@ -278,8 +281,15 @@ func (p *Policy) Validate() error {
 			return fmt.Errorf("require %q: known mechanisms: landlock", r)
 		}
 	}
-	if p.Linux.HostUID < 0 || p.Linux.HostGID < 0 {
-		return errors.New("linux host_uid/host_gid: must not be negative")
+	// An id map takes 32-bit ids, and 4294967295 is "no id": a larger
+	// value would wrap, 4294967296 to 0, host root.
+	for _, id := range []struct {
+		name string
+		v    int
+	}{{"host_uid", p.Linux.HostUID}, {"host_gid", p.Linux.HostGID}} {
+		if id.v < 0 || int64(id.v) >= 1<<32-1 {
+			return fmt.Errorf("linux %s %d: want an id between 1 and 4294967294", id.name, id.v)
+		}
 	}
 	return nil
 }
@@ -330,8 +340,19 @@ func (m Mount) validate() error {
 }
 
 func (l Limits) validate() error {
-	if l.CPUs < 0 {
-		return fmt.Errorf("cpus %g: must not be negative", l.CPUs)
+	// NaN and infinities pass a sign check; a bandwidth over 65536 CPUs
+	// overflows the cgroup quota.
+	if l.CPUs < 0 || l.CPUs != l.CPUs || l.CPUs > 65536 {
+		return fmt.Errorf("cpus %g: want a number of CPUs between 0 and 65536", l.CPUs)
+	}
+	for _, x := range []struct {
+		name string
+		v    int64
+	}{{"memory", l.Memory}, {"procs", int64(l.Procs)}, {"output", l.Output}, {"file_size", l.FileSize},
+		{"open_files", int64(l.OpenFiles)}, {"stack", l.Stack}, {"tmpfs_size", l.TmpfsSize}} {
+		if x.v < 0 {
+			return fmt.Errorf("%s %d: must not be negative", x.name, x.v)
+		}
 	}
 	if l.Memory > 0 && l.Memory < 1<<20 {
 		return fmt.Errorf("memory %d bytes: below the 1 MiB minimum a process needs", l.Memory)
@@ -403,4 +424,11 @@ func (p *Policy) requires(name string) bool {
 		}
 	}
 	return false
+}
+
+func orNone(m NetworkMode) NetworkMode {
+	if m == "" {
+		return NetNone
+	}
+	return m
 }

@@ -683,12 +683,31 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"run", "--policy", "/nonexistent.toml", "--", "true"}, 125, "nonexistent.toml"},
 		{[]string{"run", "--", "sh", "-c", "exit 7"}, 7, ""},
 		{[]string{"run", "--", "sh", "-c", "kill -TERM $$"}, 128 + 15, ""},
+		// From a bad-input review: each of these ran (as host root, without
+		// its policy file or limit, with the network on), panicked or hung.
+		{[]string{"run", "--uid", "4294967296", "--", "true"}, 125, "4294967296"},
+		{[]string{"run", "--gid", "4294967296", "--", "true"}, 125, "4294967296"},
+		{[]string{"run", "-policy=/nonexistent.toml", "--", "true"}, 125, "nonexistent.toml"},
+		{[]string{"run", "--policy", "/nonexistent.toml", "--policy", "/etc/hostname", "--", "true"}, 125, "more than once"},
+		{[]string{"run", "--net", "none", "--net", "allow=x.example", "--", "true"}, 125, "allow=x.example"},
+		{[]string{"run", "--cpus", "nan", "--", "true"}, 125, "nan"},
+		{[]string{"run", "--cpus", "1e308", "--", "true"}, 125, "cpus"},
+		{[]string{"run", "--memory", "1e30", "--", "true"}, 125, "1e30"},
+		{[]string{"run", "--memory", "0.0000001", "--", "true"}, 125, "0.0000001"},
+		{[]string{"run", "--policy", "/dev/zero", "--", "true"}, 125, "/dev/zero"},
+		{[]string{"run", "--syscalls", "deny=execve", "--", "true"}, 125, "execve"},
+		{[]string{"run", "--result", "/nonexistent-dir-x/r.json", "--", "touch", "/tmp/ran"}, 125, "/nonexistent-dir-x/r.json"},
+		{[]string{"bogus"}, 125, "bogus"},
+		{[]string{"check", "--bogus"}, 125, "-bogus"},
 	}
 	for _, tc := range cases {
-		cmd := exec.Command(cliBin, tc.args...)
+		// A hang fails the case, not the suite.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, cliBin, tc.args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		cmd.Run()
+		cancel()
 		if got := cmd.ProcessState.ExitCode(); got != tc.code {
 			t.Errorf("%v: exit %d, want %d (%s)", tc.args, got, tc.code, stderr.String())
 		}
@@ -696,11 +715,29 @@ func TestCLIErrors(t *testing.T) {
 			t.Errorf("%v: want one line naming %q, got %q", tc.args, tc.msg, stderr.String())
 		}
 	}
-	bad := filepath.Join(t.TempDir(), "bad.toml")
-	os.WriteFile(bad, []byte("[limits]\nmemroy = \"1G\"\n"), 0o644)
-	out, _ := exec.Command(cliBin, "run", "--policy", bad, "--", "true").CombinedOutput()
-	if !strings.Contains(string(out), "memroy") {
-		t.Errorf("unknown policy key not named: %s", out)
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"[limits]\nmemroy = \"1G\"\n":                           "memroy",
+		"[limits]\nprocs = -5\n":                                "procs -5",
+		"[linux]\nhost_uid = 4294967296\n":                      "4294967296",
+		"[network]\nmode = \"none\"\nallow = [\"x.example\"]\n": "allow list",
+	} {
+		bad := filepath.Join(dir, "bad.toml")
+		os.WriteFile(bad, []byte(body), 0o644)
+		out, err := exec.Command(cliBin, "run", "--policy", bad, "--", "true").CombinedOutput()
+		if !strings.Contains(string(out), want) || err == nil {
+			t.Errorf("policy %q: want an error naming %q, got %v: %s", body, want, err, out)
+		}
+	}
+	fifo := filepath.Join(dir, "fifo.toml")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cliBin, "run", "--policy", fifo, "--", "true")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a regular file") {
+		t.Errorf("policy from a FIFO: %v: %s", err, out)
 	}
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -16,8 +18,8 @@ import (
 func checkMain(args []string) int {
 	fs := flag.NewFlagSet("airlock check", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseSubcommand(fs, args); done {
+		return code
 	}
 	f := airlock.Probe()
 	ok := f.DefaultEnforceable()
@@ -59,8 +61,8 @@ func selftestMain(args []string) int {
 	fs := flag.NewFlagSet("airlock selftest", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	only := fs.String("only", "", "comma-separated probe ids to run (default: all)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseSubcommand(fs, args); done {
+		return code
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -91,4 +93,22 @@ func selftestMain(args []string) int {
 
 func init() {
 	hidden["__probe"] = probe.Main
+}
+
+// parseSubcommand parses a subcommand's flags: -h prints its flags and
+// ends with 0; a bad flag or a stray argument is one line and exit 125.
+func parseSubcommand(fs *flag.FlagSet, args []string) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.PrintDefaults()
+			return 0, true
+		}
+		return fatalf("%s: %v", strings.TrimPrefix(fs.Name(), "airlock "), err), true
+	}
+	if fs.NArg() > 0 {
+		return fatalf("%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "airlock "), fs.Arg(0)), true
+	}
+	return 0, false
 }

@@ -51,8 +51,7 @@ func main() {
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
-		fmt.Fprintf(os.Stderr, "airlock: unknown command %q\n%s", os.Args[1], usage)
-		code = 2
+		code = fatalf("unknown command %q (commands: run, check, selftest, version, help)", os.Args[1])
 	}
 	os.Exit(code)
 }

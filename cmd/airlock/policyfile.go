@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -63,8 +65,11 @@ type linuxFile struct {
 }
 
 // loadPolicyFile applies a TOML policy file on top of p.
+// maxPolicyFile bounds what is read of a policy file.
+const maxPolicyFile = 1 << 20
+
 func loadPolicyFile(path string, p *airlock.Policy) error {
-	b, err := os.ReadFile(path)
+	b, err := readPolicyFile(path)
 	if err != nil {
 		return err
 	}
@@ -80,8 +85,34 @@ func loadPolicyFile(path string, p *airlock.Policy) error {
 	return s.applyFile(&f, path)
 }
 
+// readPolicyFile reads a regular file of at most maxPolicyFile bytes: a
+// FIFO would block and /dev/zero would never end.
+func readPolicyFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPolicyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxPolicyFile {
+		return nil, fmt.Errorf("%s: larger than %d KiB", path, maxPolicyFile>>10)
+	}
+	return b, nil
+}
+
 // settings applies flag-style values to a policy; flags and the file share it.
-type settings struct{ p *airlock.Policy }
+type settings struct {
+	p       *airlock.Policy
+	netMode airlock.NetworkMode // set by an earlier --net of the same source
+}
 
 func (s *settings) applyFile(f *policyFile, where string) error {
 	wrap := func(key string, err error) error { return fmt.Errorf("%s: %s: %v", where, key, err) }
@@ -125,6 +156,9 @@ func (s *settings) applyFile(f *policyFile, where string) error {
 		if err := s.net(f.Network.Mode); err != nil {
 			return wrap("network.mode", err)
 		}
+	}
+	if len(f.Network.Allow) > 0 && (f.Network.Mode == "none" || f.Network.Mode == "host") {
+		return wrap("network", fmt.Errorf("mode %q with an allow list: use one or the other", f.Network.Mode))
 	}
 	if len(f.Network.Allow) > 0 {
 		s.p.Network.Mode = airlock.NetAllow
@@ -238,12 +272,17 @@ func (s *settings) tmpfs(v string) error {
 }
 
 func (s *settings) net(v string) error {
+	mode, _, _ := strings.Cut(v, "=")
+	if s.netMode != "" && string(s.netMode) != mode {
+		return fmt.Errorf("%q after --net %s: give one network mode", v, s.netMode)
+	}
 	switch {
-	case v == "none":
-		s.p.Network.Mode = airlock.NetNone
-	case v == "host":
-		s.p.Network.Mode = airlock.NetHost
+	case v == "none" || v == "host":
+		// Overrides the mode and list of a policy file.
+		s.p.Network.Mode, s.p.Network.Allow = airlock.NetworkMode(v), nil
+		s.netMode = s.p.Network.Mode
 	case strings.HasPrefix(v, "allow="):
+		s.netMode = airlock.NetAllow
 		list := strings.TrimPrefix(v, "allow=")
 		if list == "" {
 			return fmt.Errorf("%q: allow= needs at least one destination", v)
@@ -309,10 +348,19 @@ func parseSize(v string) (int64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 {
+	if err != nil || !(f > 0) {
 		return 0, fmt.Errorf("%q: want a positive size like 64M or 1G", v)
 	}
-	return int64(f * float64(mult)), nil
+	// Beyond int64 the conversion wraps to a negative size, which reads as
+	// no limit at all.
+	b := f * float64(mult)
+	if b >= 1<<62 {
+		return 0, fmt.Errorf("%q: too large (at most 4E)", v)
+	}
+	if b < 1 {
+		return 0, fmt.Errorf("%q: less than one byte", v)
+	}
+	return int64(b), nil
 }
 
 func cleanPath(p string) string {

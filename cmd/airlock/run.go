@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -46,17 +47,32 @@ func runMain(args []string) int {
 		printPolicy, verbose, bestEffort                              bool
 		uid, gid                                                      int
 	)
-	// The policy file applies first, flags on top: find it before parsing.
+	// The policy file applies first, flags on top: find it before parsing
+	// (the parse below checks that it found the same).
+	policies := 0
 	for i, a := range args {
 		if a == "--" {
 			break
 		}
-		if v, ok := strings.CutPrefix(a, "--policy="); ok {
+		v, ok := strings.CutPrefix(a, "--policy=")
+		if !ok {
+			v, ok = strings.CutPrefix(a, "-policy=")
+		}
+		if ok {
 			policyPath = v
+			policies++
 		} else if (a == "--policy" || a == "-policy") && i+1 < len(args) {
 			policyPath = args[i+1]
+			policies++
 		}
 	}
+	if policies > 1 {
+		return fatalf("--policy: given more than once")
+	}
+	if policies == 1 && policyPath == "" {
+		return fatalf("--policy: empty path")
+	}
+	prescanned := policyPath
 	if policyPath != "" {
 		if err := loadPolicyFile(policyPath, &p); err != nil {
 			return fatalf("policy %v", err)
@@ -88,7 +104,7 @@ func runMain(args []string) int {
 	fs.Var(listFlag(s.sizeTo(&p.Limits.Stack)), "stack", "stack size limit")
 	fs.Var(listFlag(func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 {
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
 			return fmt.Errorf("%q: want a positive number of CPUs like 1.5", v)
 		}
 		p.Limits.CPUs = f
@@ -129,6 +145,9 @@ func runMain(args []string) int {
 		}
 		return fatalf("run: %v", err)
 	}
+	if policyPath != prescanned {
+		return fatalf("--policy %q: give it as --policy FILE or --policy=FILE", policyPath)
+	}
 	if workdir != "" {
 		p.Workdir = workdir
 	}
@@ -167,6 +186,17 @@ func runMain(args []string) int {
 		}
 		fmt.Print(plan)
 		return 0
+	}
+	// The result file is opened before the run: a judge must not learn
+	// only afterwards that the verdict had nowhere to go.
+	var resultFile *os.File
+	if resultPath != "" && resultPath != "-" {
+		f, err := os.OpenFile(resultPath, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fatalf("--result: %v", err)
+		}
+		defer f.Close()
+		resultFile = f
 	}
 	if p.Network.Mode == airlock.NetHost {
 		fmt.Fprintln(os.Stderr, "airlock: warning: --net host: the sandbox shares this host's network")
@@ -208,8 +238,8 @@ func runMain(args []string) int {
 		}
 	}
 	if resultPath != "" && res != nil {
-		if werr := writeResult(resultPath, resultFormat, res); werr != nil {
-			fmt.Fprintf(os.Stderr, "airlock: result: %v\n", werr)
+		if werr := writeResult(resultFile, resultFormat, res); werr != nil {
+			return fatalf("result: %v", werr)
 		}
 	}
 	var se *airlock.SetupError
@@ -252,7 +282,8 @@ func intTo(n *int) func(string) error {
 	}
 }
 
-func writeResult(path, format string, res *airlock.Result) error {
+// writeResult writes res to f, or to stderr when f is nil.
+func writeResult(f *os.File, format string, res *airlock.Result) error {
 	var b []byte
 	if format == "isolate" {
 		b = []byte(res.Isolate())
@@ -263,11 +294,19 @@ func writeResult(path, format string, res *airlock.Result) error {
 		}
 		b = append(b, '\n')
 	}
-	if path == "-" {
+	if f == nil {
 		_, err := os.Stderr.Write(b)
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func indent(s string) string {

@@ -1,7 +1,9 @@
 package seccomp
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -80,6 +82,11 @@ func (f *Filter) Adjust(allow, deny []string) error {
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("seccomp: unknown syscall name(s): %s", strings.Join(bad, ", "))
+	}
+	// The filter is installed before the target's own execve, which must
+	// pass it: denied, the program could never start.
+	if slices.Contains(deny, "execve") {
+		return errors.New("seccomp: execve cannot be denied: the program itself starts with it (the strict preset forbids new processes)")
 	}
 	if f.Rules == nil {
 		f.Rules = map[string][]Rule{}
