@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 )
 
 // ExitError reports a program outcome other than OK, like *exec.ExitError.
@@ -30,7 +31,12 @@ type SetupError struct {
 }
 
 func (e *SetupError) Error() string {
-	msg := e.Stage + ": " + e.Err.Error()
+	msg := e.Err.Error()
+	// Packages name themselves in their errors ("cgroup: ..."): say the
+	// stage once.
+	if !strings.HasPrefix(msg, e.Stage+": ") {
+		msg = e.Stage + ": " + msg
+	}
 	if e.Hint != "" {
 		msg += " (" + e.Hint + ")"
 	}

@@ -699,6 +699,18 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"run", "--result", "/nonexistent-dir-x/r.json", "--", "touch", "/tmp/ran"}, 125, "/nonexistent-dir-x/r.json"},
 		{[]string{"bogus"}, 125, "bogus"},
 		{[]string{"check", "--bogus"}, 125, "-bogus"},
+		{[]string{"run", "--syscalls", "deny=nosuch", "--", "true"}, 125, "nosuch"},
+		{[]string{"run", "--publish", "127.0.0.1:8080", "--", "true"}, 125, "HOSTPORT:SANDBOXPORT"},
+	}
+	// doubled finds a stage named twice in a row ("seccomp: seccomp: ...").
+	doubled := func(msg string) string {
+		parts := strings.Split(msg, ": ")
+		for i := 1; i < len(parts); i++ {
+			if parts[i] == parts[i-1] {
+				return parts[i]
+			}
+		}
+		return ""
 	}
 	for _, tc := range cases {
 		// A hang fails the case, not the suite.
@@ -713,6 +725,9 @@ func TestCLIErrors(t *testing.T) {
 		}
 		if tc.msg != "" && (!strings.Contains(stderr.String(), tc.msg) || strings.Count(strings.TrimSpace(stderr.String()), "\n") > 0) {
 			t.Errorf("%v: want one line naming %q, got %q", tc.args, tc.msg, stderr.String())
+		}
+		if m := doubled(stderr.String()); m != "" {
+			t.Errorf("%v: %q says the stage twice: %q", tc.args, m, stderr.String())
 		}
 	}
 	dir := t.TempDir()

@@ -299,7 +299,7 @@ func (pl *plan) runOps(spec *Spec) {
 	for _, rl := range spec.Rlimits {
 		lim := &unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
 		p.keep = append(p.keep, lim)
-		p.sys(fmt.Sprintf("rlimit %d", rl.Resource), unix.SYS_PRLIMIT64, 0, uintptr(rl.Resource), uintptr(unsafe.Pointer(lim)), 0)
+		p.sys("set "+rlimitName(rl.Resource), unix.SYS_PRLIMIT64, 0, uintptr(rl.Resource), uintptr(unsafe.Pointer(lim)), 0)
 	}
 }
 
@@ -688,3 +688,15 @@ func (e *StageError) Error() string { return e.Stage + ": " + e.Err.Error() }
 func (e *StageError) Unwrap() error { return e.Err }
 
 var errNoStatus = errors.New("sandbox init ended without reporting the target's status")
+
+// rlimitName names a resource for errors ("set RLIMIT_NOFILE: ...").
+func rlimitName(r int) string {
+	names := map[int]string{unix.RLIMIT_CPU: "RLIMIT_CPU", unix.RLIMIT_FSIZE: "RLIMIT_FSIZE",
+		unix.RLIMIT_DATA: "RLIMIT_DATA", unix.RLIMIT_STACK: "RLIMIT_STACK", unix.RLIMIT_CORE: "RLIMIT_CORE",
+		unix.RLIMIT_NPROC: "RLIMIT_NPROC", unix.RLIMIT_NOFILE: "RLIMIT_NOFILE", unix.RLIMIT_AS: "RLIMIT_AS",
+		unix.RLIMIT_MEMLOCK: "RLIMIT_MEMLOCK", unix.RLIMIT_RTPRIO: "RLIMIT_RTPRIO", unix.RLIMIT_MSGQUEUE: "RLIMIT_MSGQUEUE"}
+	if n, ok := names[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("rlimit %d", r)
+}

@@ -153,7 +153,7 @@ func ParsePublish(s string) (Publish, error) {
 	}
 	h, err := parseAddrPort(hostPart)
 	if err != nil {
-		return bad(err.Error())
+		return bad("want PORT, HOSTPORT:SANDBOXPORT or ADDR:HOSTPORT:SANDBOXPORT (ADDR an IPv4 address or [IPv6])")
 	}
 	if h.Addr().Zone() != "" {
 		return bad("zoned addresses are not supported")
