@@ -744,6 +744,13 @@ func TestCLIErrors(t *testing.T) {
 			t.Errorf("policy %q: want an error naming %q, got %v: %s", body, want, err, out)
 		}
 	}
+	// A bind source that is a symlink is refused by name: the launcher
+	// does not follow it (it could change between check and mount).
+	link := filepath.Join(dir, "link")
+	os.Symlink(dir, link)
+	if out, err := exec.Command(cliBin, "run", "--ro", link, "--", "true").CombinedOutput(); err == nil || !strings.Contains(string(out), "a symlink") {
+		t.Errorf("--ro on a symlink: %v: %s", err, out)
+	}
 	fifo := filepath.Join(dir, "fifo.toml")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -241,6 +242,12 @@ func (s *settings) bind(v string, writable bool) error {
 	src = cleanPath(src)
 	if _, err := os.Stat(src); err != nil {
 		return fmt.Errorf("%s: %v", src, errText(err))
+	}
+	// The launcher opens a bind's source without following a final
+	// symlink (the link could change between check and mount).
+	if fi, err := os.Lstat(src); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		to, _ := filepath.EvalSymlinks(src)
+		return fmt.Errorf("%s: a symlink; bind the path it points to (%s)", src, to)
 	}
 	if dst == "" {
 		dst = src
