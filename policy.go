@@ -241,6 +241,11 @@ func (p *Policy) Validate() error {
 	if len(p.Hostname) > 64 {
 		return fmt.Errorf("hostname %q: longer than 64 bytes", p.Hostname)
 	}
+	for _, c := range []byte(p.Hostname) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("hostname %q: letters, digits, '-' and '.' only", p.Hostname)
+		}
+	}
 	switch p.Network.Mode {
 	case "", NetNone, NetHost:
 		if len(p.Network.Allow) > 0 {

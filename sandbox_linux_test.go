@@ -701,6 +701,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"check", "--bogus"}, 125, "-bogus"},
 		{[]string{"run", "--syscalls", "deny=nosuch", "--", "true"}, 125, "nosuch"},
 		{[]string{"run", "--publish", "127.0.0.1:8080", "--", "true"}, 125, "HOSTPORT:SANDBOXPORT"},
+		{[]string{"run", "--cpu-time", "1e30", "--", "true"}, 125, "too long"},
+		{[]string{"run", "--net", "allow=http://x.example", "--", "true"}, 125, "a URL"},
+		{[]string{"run", "--hostname", "a\x1b[2Jb", "--", "true"}, 125, "hostname"},
 	}
 	// doubled finds a stage named twice in a row ("seccomp: seccomp: ...").
 	doubled := func(msg string) string {

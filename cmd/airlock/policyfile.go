@@ -311,6 +311,10 @@ func (s *settings) durationTo(d *time.Duration) func(string) error {
 		x, err := time.ParseDuration(v)
 		if err != nil {
 			if n, err2 := strconv.ParseFloat(v, 64); err2 == nil {
+				// Beyond about 292 years a Duration wraps.
+				if n*float64(time.Second) >= 1<<62 {
+					return fmt.Errorf("%q: too long", v)
+				}
 				x = time.Duration(n * float64(time.Second))
 			} else {
 				return fmt.Errorf("%q: want a duration like 1.5s or 500ms", v)

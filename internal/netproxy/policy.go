@@ -41,6 +41,9 @@ func parseRule(s string) (rule, error) {
 	if s == "" {
 		return rule{}, fmt.Errorf("empty")
 	}
+	if strings.Contains(s, "://") {
+		return rule{}, fmt.Errorf("a URL: give the host name alone (and :PORT)")
+	}
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
