@@ -754,13 +754,21 @@ func TestCLIErrors(t *testing.T) {
 	if out, err := exec.Command(cliBin, "run", "--ro", link, "--", "true").CombinedOutput(); err == nil || !strings.Contains(string(out), "a symlink") {
 		t.Errorf("--ro on a symlink: %v: %s", err, out)
 	}
+	// exec says a script with a missing interpreter is itself missing.
+	script := filepath.Join(dir, "bad-interp.sh")
+	os.WriteFile(script, []byte("#!/nonexistent/interp\necho hi\n"), 0o755)
+	os.Chmod(dir, 0o755)
+	cmd := exec.Command(cliBin, "run", "--ro", dir, "--", script)
+	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 127 || !strings.Contains(string(out), "interpreter /nonexistent/interp") {
+		t.Errorf("script with a missing interpreter: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
 	fifo := filepath.Join(dir, "fifo.toml")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cliBin, "run", "--policy", fifo, "--", "true")
+	cmd = exec.CommandContext(ctx, cliBin, "run", "--policy", fifo, "--", "true")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not a regular file") {
 		t.Errorf("policy from a FIFO: %v: %s", err, out)
 	}

@@ -247,7 +247,13 @@ func runMain(args []string) int {
 	case err == nil:
 		return 0
 	case errors.As(err, &se):
-		fmt.Fprintf(os.Stderr, "airlock: %v\n", se)
+		msg := se.Error()
+		if strings.HasPrefix(se.Stage, "exec ") && errors.Is(se.Err, syscall.ENOENT) {
+			if interp := missingInterpreter(argv[0]); interp != "" {
+				msg += " (the script's interpreter " + interp + " is not in the sandbox)"
+			}
+		}
+		fmt.Fprintf(os.Stderr, "airlock: %s\n", printable(msg))
 		if strings.HasPrefix(se.Stage, "exec ") {
 			if errors.Is(se.Err, syscall.ENOENT) {
 				return 127
@@ -326,4 +332,33 @@ func printable(s string) string {
 		}
 	}
 	return s
+}
+
+// missingInterpreter returns the #! interpreter of the script prog names
+// on this host when that interpreter does not exist here, or "": exec
+// reports a missing interpreter as the script itself missing.
+func missingInterpreter(prog string) string {
+	if !strings.Contains(prog, "/") {
+		return ""
+	}
+	f, err := os.Open(prog)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 256)
+	n, _ := io.ReadFull(f, b)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	rest, ok := strings.CutPrefix(line, "#!")
+	if !ok {
+		return ""
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return ""
+	}
+	if _, err := os.Stat(fields[0]); err == nil {
+		return ""
+	}
+	return fields[0]
 }
