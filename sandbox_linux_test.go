@@ -642,7 +642,10 @@ func countProcs(cmdline string) int {
 // Nothing is left behind after normal, killed, timed-out and failed runs.
 func TestNoLeftovers(t *testing.T) {
 	mountsBefore, _ := os.ReadFile("/proc/self/mountinfo")
-	tmpBefore, _ := filepath.Glob(filepath.Join(os.TempDir(), "airlock*"))
+	// A temporary directory of this test's own: other test processes
+	// (packages run in parallel) make and remove theirs in /tmp meanwhile.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	p := airlock.DefaultPolicy()
 	marker := "sleep " + strconv.Itoa(700000+os.Getpid()%10000)
 	run(t, p, "true")
@@ -661,9 +664,8 @@ func TestNoLeftovers(t *testing.T) {
 	if mountsAfter, _ := os.ReadFile("/proc/self/mountinfo"); !bytes.Equal(mountsBefore, mountsAfter) {
 		t.Errorf("host mounts changed")
 	}
-	tmpAfter, _ := filepath.Glob(filepath.Join(os.TempDir(), "airlock*"))
-	if len(tmpAfter) > len(tmpBefore) {
-		t.Errorf("temporary files left: %v", tmpAfter)
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 
