@@ -10,15 +10,14 @@ import (
 	"time"
 )
 
-// rawUpstream records the exact bytes of each connection it accepts and
-// counts the connections.
-func rawUpstream(t *testing.T) (port int, got chan string, accepted *atomic.Int32) {
+// upstream serves each connection to a loopback port with serve, in a
+// goroutine of its own, until the test ends; accepted counts them.
+func upstream(t *testing.T, serve func(net.Conn)) (port int, accepted *atomic.Int32) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	got = make(chan string, 16)
 	accepted = new(atomic.Int32)
 	go func() {
 		for {
@@ -29,13 +28,23 @@ func rawUpstream(t *testing.T) (port int, got chan string, accepted *atomic.Int3
 			accepted.Add(1)
 			go func() {
 				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(4 * time.Second))
-				b, _ := io.ReadAll(c)
-				got <- string(b)
+				serve(c)
 			}()
 		}
 	}()
-	return ln.Addr().(*net.TCPAddr).Port, got, accepted
+	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// rawUpstream records the exact bytes of each connection it accepts and
+// counts the connections.
+func rawUpstream(t *testing.T) (port int, got chan string, accepted *atomic.Int32) {
+	got = make(chan string, 16)
+	port, accepted = upstream(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(4 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	return port, got, accepted
 }
 
 // captured sends payload on a connection served like a captured one made

@@ -154,27 +154,12 @@ func tunnelTo(t *testing.T, l *netns.Listeners, port int) (net.Conn, *bufio.Read
 // another name (CDN fronting) is cut before the upstream sees a byte,
 // unless that name is allowed too; the refusal is logged.
 func TestConnectTunnelChecksSNI(t *testing.T) {
-	up, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
 	got := make(chan int, 8)
-	go func() {
-		for {
-			c, err := up.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				n, _ := io.ReadAtLeast(c, make([]byte, 5), 5)
-				got <- n
-			}()
-		}
-	}()
-	port := up.Addr().(*net.TCPAddr).Port
+	port, _ := upstream(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _ := io.ReadAtLeast(c, make([]byte, 5), 5)
+		got <- n
+	})
 	p, l := tunnelProxy(t, Options{SNIPorts: []int{port}})
 	hello := func(sni string) (upstreamBytes int) {
 		c, _ := tunnelTo(t, l, port)
@@ -329,25 +314,10 @@ func TestLogEntriesBounded(t *testing.T) {
 // the client's next request: nothing more could be answered, and an idle
 // client must not pin the connection (and its sockets) for good.
 func TestServerCloseEndsKeptConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				http.ReadRequest(bufio.NewReader(c))
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
-			}()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port, _ := upstream(t, func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+	})
 	p, l := tunnelProxy(t, Options{HTTPPorts: []int{port}})
 	c, br := tunnelTo(t, l, port)
 	defer c.Close()
