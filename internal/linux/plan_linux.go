@@ -689,13 +689,14 @@ func (e *StageError) Unwrap() error { return e.Err }
 
 var errNoStatus = errors.New("sandbox init ended without reporting the target's status")
 
-// rlimitName names a resource for errors ("set RLIMIT_NOFILE: ...").
+// rlimitNames name resources for errors ("set RLIMIT_NOFILE: ...").
+var rlimitNames = map[int]string{unix.RLIMIT_CPU: "RLIMIT_CPU", unix.RLIMIT_FSIZE: "RLIMIT_FSIZE",
+	unix.RLIMIT_DATA: "RLIMIT_DATA", unix.RLIMIT_STACK: "RLIMIT_STACK", unix.RLIMIT_CORE: "RLIMIT_CORE",
+	unix.RLIMIT_NPROC: "RLIMIT_NPROC", unix.RLIMIT_NOFILE: "RLIMIT_NOFILE", unix.RLIMIT_AS: "RLIMIT_AS",
+	unix.RLIMIT_MEMLOCK: "RLIMIT_MEMLOCK", unix.RLIMIT_RTPRIO: "RLIMIT_RTPRIO", unix.RLIMIT_MSGQUEUE: "RLIMIT_MSGQUEUE"}
+
 func rlimitName(r int) string {
-	names := map[int]string{unix.RLIMIT_CPU: "RLIMIT_CPU", unix.RLIMIT_FSIZE: "RLIMIT_FSIZE",
-		unix.RLIMIT_DATA: "RLIMIT_DATA", unix.RLIMIT_STACK: "RLIMIT_STACK", unix.RLIMIT_CORE: "RLIMIT_CORE",
-		unix.RLIMIT_NPROC: "RLIMIT_NPROC", unix.RLIMIT_NOFILE: "RLIMIT_NOFILE", unix.RLIMIT_AS: "RLIMIT_AS",
-		unix.RLIMIT_MEMLOCK: "RLIMIT_MEMLOCK", unix.RLIMIT_RTPRIO: "RLIMIT_RTPRIO", unix.RLIMIT_MSGQUEUE: "RLIMIT_MSGQUEUE"}
-	if n, ok := names[r]; ok {
+	if n, ok := rlimitNames[r]; ok {
 		return n
 	}
 	return fmt.Sprintf("rlimit %d", r)
